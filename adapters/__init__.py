@@ -1,0 +1,1 @@
+"""Backend adapters: the only modules that import a framework."""

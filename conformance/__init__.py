@@ -1,0 +1,1 @@
+"""The pytest conformance suite and plugin."""

@@ -1,0 +1,104 @@
+"""Target floating-point formats and correct rounding of mpmath values to them.
+
+mpmath's own float conversion rounds twice for subnormal results (first to 53
+bits, then again by ldexp), so rounding is done here on the integer mantissa
+with round-half-to-even at the precision the target format has at that
+magnitude.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import ml_dtypes
+import numpy as np
+from mpmath.libmp import finf, fninf, fzero, normalize, to_float
+
+MpfTuple = tuple  # mpmath's raw (sign, mantissa, exponent, bitcount)
+
+
+@dataclass(frozen=True)
+class DtypeInfo:
+    name: str
+    precision: int      # significand bits, hidden bit included
+    emin: int           # exponent of the smallest normal number
+    emax: int           # exponent of the largest finite number
+    np_dtype: np.dtype
+
+    @property
+    def min_subnormal_exp(self) -> int:
+        return self.emin - self.precision + 1
+
+
+DTYPE_INFO: dict[str, DtypeInfo] = {
+    "float64": DtypeInfo("float64", 53, -1022, 1023, np.dtype(np.float64)),
+    "float32": DtypeInfo("float32", 24, -126, 127, np.dtype(np.float32)),
+    "float16": DtypeInfo("float16", 11, -14, 15, np.dtype(np.float16)),
+    "bfloat16": DtypeInfo("bfloat16", 8, -126, 127, np.dtype(ml_dtypes.bfloat16)),
+}
+
+
+def info(dtype: str | np.dtype) -> DtypeInfo:
+    name = np.dtype(dtype).name if not isinstance(dtype, str) else dtype
+    try:
+        return DTYPE_INFO[name]
+    except KeyError:
+        raise ValueError(f"unsupported dtype {name!r}; supported: {', '.join(DTYPE_INFO)}") from None
+
+
+def round_mpf(value: MpfTuple, dtype: DtypeInfo) -> float:
+    """Round an exact mpmath value to the nearest `dtype` number (ties to even); returns it as a Python float."""
+    if value == fzero:
+        return 0.0
+    if value in (finf, fninf):
+        return float("inf") if value == finf else float("-inf")
+    sign, man, exp, bc = value
+    top = exp + bc - 1                      # value lies in [2**top, 2**(top+1))
+    prec = dtype.precision
+    if top < dtype.emin:
+        prec -= dtype.emin - top
+        if prec <= 0:
+            # Below half the smallest subnormal rounds to zero; from half (exclusive) upward to it.
+            half = dtype.min_subnormal_exp - 1
+            is_exact_half = top == half and man == 1 << (bc - 1)
+            if prec == 0 and not is_exact_half:
+                return -(2.0 ** dtype.min_subnormal_exp) if sign else 2.0 ** dtype.min_subnormal_exp
+            return -0.0 if sign else 0.0
+    rounded = normalize(sign, man, exp, bc, prec, "n")
+    if rounded[2] + rounded[3] - 1 > dtype.emax:
+        return float("-inf") if sign else float("inf")
+    return to_float(rounded)   # exact: at most 53 bits and within float64 range
+
+
+def to_array(values: list[float], dtype: DtypeInfo) -> np.ndarray:
+    """Exact conversion of already-rounded values into an array of `dtype`."""
+    return np.asarray(values, dtype=np.float64).astype(dtype.np_dtype)
+
+
+def ordinal(a: np.ndarray) -> np.ndarray:
+    """Map floats to integers whose differences count representable numbers (ULP distance).
+
+    -0.0 and +0.0 map to the same integer, so the sign of zero is checked
+    separately (the special-values check), never by the ULP measure.
+    """
+    a = np.asarray(a)
+    width = a.dtype.itemsize * 8
+    ints = a.view({16: np.int16, 32: np.int32, 64: np.int64}[width]).astype(np.int64)
+    if width == 64:
+        # Stay in Python ints' range: the int64 trick below would overflow for negative float64.
+        mag = ints & 0x7FFFFFFFFFFFFFFF
+        return np.where(ints < 0, -mag, mag).astype(object)
+    mask = (1 << (width - 1)) - 1
+    mag = ints & mask
+    return np.where(ints < 0, -mag, mag)
+
+
+def ulp_distance(got: np.ndarray, expected: np.ndarray) -> np.ndarray:
+    """Number of representable values between got and expected (float64 result; inf when either is not finite)."""
+    diff = np.abs(ordinal(got) - ordinal(expected))
+    return np.asarray(diff, dtype=np.float64)
+
+
+def hex_of(value: float) -> str:
+    """Exact text of a value of any of the four formats (all are subsets of float64)."""
+    return float(value).hex()

@@ -1,0 +1,240 @@
+"""Read spec files: YAML with `safe_load`, the pydantic schema, then every formula.
+
+Every failure, whatever its cause, becomes one `SpecError` that names the file,
+the field and what is wrong: a spec is untrusted input, and the person who wrote
+it needs to know where to look.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from types import MappingProxyType
+from typing import Iterable, Mapping
+
+import yaml
+from pydantic import ValidationError
+
+from . import formula as F
+from .schema import DTYPES, Interval, SpecDocument, number, parse_interval
+
+MAX_SPEC_BYTES = 256 * 1024
+FAMILIES = ("activation", "loss", "optimizer")
+_FAMILY_DIRS = {"activation": "activations", "loss": "losses", "optimizer": "optimizers"}
+
+
+class SpecError(ValueError):
+    def __init__(self, file: str, field: str, message: str) -> None:
+        self.file, self.field, self.message = file, field, message
+        super().__init__(f"{file}: field '{field}': {message}")
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A validated spec: the document, its parsed formulas and where it came from."""
+
+    doc: SpecDocument
+    path: str
+    fingerprint: str                       # sha256 of the file: cache key and report provenance
+    formula: F.Node
+    derivatives: Mapping[str, F.Node]
+    kink_points: tuple[tuple[str, F.Node, F.Node], ...]   # (input, at, derivative)
+    condition: F.Node | None
+    gradient_condition: F.Node | None
+    zero_probability: F.Node | None
+    limits: Mapping[str, float | F.Node] = field(default_factory=dict)   # "+inf"/"-inf" -> number or formula
+    defaults: Mapping[str, str] = field(default_factory=dict)  # param -> default as exact decimal text
+
+    @property
+    def name(self) -> str:
+        return self.doc.name
+
+    @property
+    def family(self) -> str:
+        return self.doc.family
+
+    @property
+    def shape(self) -> str:
+        return self.doc.shape
+
+    @property
+    def tensor_inputs(self) -> tuple[str, ...]:
+        return tuple(self.doc.inputs)
+
+    @property
+    def differentiable_inputs(self) -> tuple[str, ...]:
+        return tuple(n for n, s in self.doc.inputs.items() if s.differentiable)
+
+    @property
+    def differentiable_params(self) -> tuple[str, ...]:
+        return tuple(n for n, p in self.doc.params.items() if p.differentiable)
+
+    @property
+    def is_stochastic(self) -> bool:
+        return self.doc.stochastic is not None
+
+    def domain(self, input_name: str) -> Interval:
+        return parse_interval(self.doc.inputs[input_name].domain)
+
+    def param_domain(self, name: str) -> Interval:
+        return parse_interval(self.doc.params[name].domain)
+
+    def default_params(self) -> dict[str, float]:
+        return {k: float(v) for k, v in self.defaults.items()}
+
+
+_TYPE_TAG = re.compile(r"^(int|float|str|bool|none|(list|dict|union|literal|tagged-union|function-\w+)\[.*\])$")
+
+
+def _field_path(loc: Iterable[object]) -> str:
+    """pydantic's error location, without the union-member tags it appends (".int", ".str")."""
+    parts = [str(p) for p in loc]
+    while parts and _TYPE_TAG.match(parts[-1]):
+        parts.pop()
+    return ".".join(parts) or "<document>"
+
+
+def _parse(path: str, where: str, text: object, allowed: Iterable[str], index: Iterable[str] = ()) -> F.Node:
+    try:
+        return F.parse(text, allowed, index)
+    except F.FormulaError as exc:
+        raise SpecError(path, where, str(exc)) from None
+
+
+def parse_document(data: object, path: str, fingerprint: str = "") -> Spec:
+    """Validate an already-loaded YAML document; `path` is used in error messages."""
+    if not isinstance(data, dict):
+        raise SpecError(path, "<document>", f"expected a mapping at the top level, got {type(data).__name__}")
+    try:
+        doc = SpecDocument.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise SpecError(path, _field_path(first["loc"]), first["msg"] + more) from None
+    except (ValueError, TypeError, RecursionError) as exc:
+        raise SpecError(path, "<document>", str(exc)) from None
+
+    inputs, params = list(doc.inputs), list(doc.params)
+    shaped = doc.shape != "elementwise"
+    base_names = inputs + params
+    tree = _parse(path, "formula", doc.formula, base_names)
+    if not shaped and F.has_reduction(tree):
+        raise SpecError(path, "formula", "an elementwise function cannot use a reduction (sum, mean, max(x), ...)")
+
+    # Elementwise derivatives are partial derivatives; vector ones are vector-Jacobian
+    # products written with the cotangent g and the output y.
+    deriv_names = base_names + (["y", "g"] if shaped else ["y"])
+    derivatives: dict[str, F.Node] = {}
+    for wrt, text in doc.derivatives.items():
+        if wrt not in doc.inputs and wrt not in doc.params:
+            raise SpecError(path, f"derivatives.{wrt}", f"{wrt!r} is neither an input nor a parameter")
+        derivatives[wrt] = _parse(path, f"derivatives.{wrt}", text, deriv_names)
+    needed = [n for n, s in doc.inputs.items() if s.differentiable and doc.stochastic is None]
+    needed += [n for n, p in doc.params.items() if p.differentiable]
+    for wrt in needed:
+        if wrt not in derivatives:
+            raise SpecError(path, f"derivatives.{wrt}", f"{wrt!r} is differentiable but has no derivative formula")
+
+    kinks = []
+    for i, k in enumerate(doc.kinks):
+        if k.input not in doc.inputs:
+            raise SpecError(path, f"kinks.{i}.input", f"{k.input!r} is not an input")
+        kinks.append((k.input, _parse(path, f"kinks.{i}.at", k.at, params),
+                      _parse(path, f"kinks.{i}.derivative", k.derivative, params + [n for n in inputs if n != k.input])))
+
+    condition = gradient_condition = None
+    if doc.tolerance.condition is not None:
+        condition = _parse(path, "tolerance.condition", doc.tolerance.condition, base_names + ["y"])
+    if doc.tolerance.gradient_condition is not None:
+        gradient_condition = _parse(path, "tolerance.gradient_condition", doc.tolerance.gradient_condition,
+                                    base_names + ["y", "g"])
+    zero_probability = None
+    if doc.stochastic is not None:
+        zero_probability = _parse(path, "stochastic.zero_probability", doc.stochastic.zero_probability, params)
+
+    for i, case in enumerate(doc.stability):
+        for p in case.params:
+            if p not in doc.params:
+                raise SpecError(path, f"stability.{i}.params.{p}", f"{p!r} is not a parameter")
+        rows = [isinstance(item, list) for item in case.x]
+        if shaped and not all(rows):
+            raise SpecError(path, f"stability.{i}.x", "a vector function's stability inputs are rows (lists)")
+        if not shaped and any(rows):
+            raise SpecError(path, f"stability.{i}.x", "an elementwise function's stability inputs are numbers")
+    limits: dict[str, float | F.Node] = {}
+    for key, label in (("pos_inf", "+inf"), ("neg_inf", "-inf")):
+        value = getattr(doc.limits, key)
+        if value is None:
+            continue
+        try:
+            limits[label] = number(value)
+        except ValueError:
+            limits[label] = _parse(path, f"limits.{label}", value, params)
+    defaults = {k: str(p.default) for k, p in doc.params.items()}
+    for k, v in defaults.items():
+        if not math.isfinite(float(v)):
+            raise SpecError(path, f"params.{k}.default", "must be finite")
+    return Spec(doc=doc, path=path, fingerprint=fingerprint, formula=tree,
+                derivatives=MappingProxyType(derivatives), kink_points=tuple(kinks),
+                condition=condition, gradient_condition=gradient_condition,
+                zero_probability=zero_probability, limits=MappingProxyType(limits), defaults=MappingProxyType(defaults))
+
+
+def load_spec(path: str | Path, display: str | None = None) -> Spec:
+    """Load one spec file; every error is a SpecError naming the file and field."""
+    shown = display or str(path)
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise SpecError(shown, "<file>", f"cannot read: {exc.strerror or exc}") from None
+    return load_text(raw, shown)
+
+
+def load_text(raw: bytes | str, display: str) -> Spec:
+    data_bytes = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
+    if len(data_bytes) > MAX_SPEC_BYTES:
+        raise SpecError(display, "<file>", f"{len(data_bytes)} bytes; a spec is at most {MAX_SPEC_BYTES}")
+    try:
+        text = data_bytes.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise SpecError(display, "<file>", f"not UTF-8: {exc}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise SpecError(display, "<yaml>", f"not valid YAML{where}: {getattr(exc, 'problem', None) or exc}") from None
+    except (RecursionError, ValueError, TypeError) as exc:   # absurd nesting, bad timestamps, ...
+        raise SpecError(display, "<yaml>", f"YAML could not be read: {exc.__class__.__name__}") from None
+    return parse_document(data, display, hashlib.sha256(data_bytes).hexdigest()[:16])
+
+
+def spec_root() -> Path:
+    return Path(str(resources.files("nnconform.spec")))
+
+
+def spec_files(families: Iterable[str] = FAMILIES) -> list[Path]:
+    root = spec_root()
+    return sorted(p for fam in families for p in (root / _FAMILY_DIRS[fam]).glob("*.yaml"))
+
+
+def load_all(families: Iterable[str] = FAMILIES) -> dict[str, Spec]:
+    """Every spec shipped with the package, by name; a duplicate name is an error."""
+    specs: dict[str, Spec] = {}
+    root = spec_root()
+    for path in spec_files(families):
+        display = str(path.relative_to(root.parent)) if path.is_relative_to(root.parent) else str(path)
+        spec = load_spec(path, display)
+        if spec.name in specs:
+            raise SpecError(display, "name", f"{spec.name!r} is also defined in {specs[spec.name].path}")
+        if Path(display).stem != spec.name:
+            raise SpecError(display, "name", f"the file of spec {spec.name!r} must be named {spec.name}.yaml")
+        specs[spec.name] = spec
+    return specs
+
+
+__all__ = ["DTYPES", "Spec", "SpecError", "load_all", "load_spec", "load_text", "parse_document", "spec_files"]

@@ -1,0 +1,231 @@
+"""The schema of a spec file, as pydantic models (strict, frozen, no unknown keys).
+
+Formulas are stored here as text; `loader` parses them with `formula.parse`
+once the structure is valid, so that every error names its file and field.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import Annotated, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+
+DTYPES: tuple[str, ...] = ("float64", "float32", "float16", "bfloat16")
+Identifier = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=4000)]
+FormulaText = Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+_NUMBER_WORDS = {"inf": math.inf, "+inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+_DECIMAL = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
+_INTERVAL = re.compile(r"^\s*([\[(])\s*([^,\s]+)\s*,\s*([^,\s]+)\s*([\])])\s*$")
+
+
+def number(value: object) -> float:
+    """A YAML number, or one of the words inf, -inf, nan (YAML has no portable spelling)."""
+    if isinstance(value, bool):
+        raise ValueError("expected a number, got a boolean")
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        key = value.strip().lower()
+        if key in _NUMBER_WORDS:
+            return _NUMBER_WORDS[key]
+        if _DECIMAL.match(key):
+            return float(key)
+    raise ValueError(f"expected a number (or inf, -inf, nan), got {value!r}")
+
+
+@dataclass(frozen=True)
+class Interval:
+    lo: float
+    hi: float
+    lo_closed: bool
+    hi_closed: bool
+
+    def __contains__(self, v: float) -> bool:
+        above = v >= self.lo if self.lo_closed else v > self.lo
+        below = v <= self.hi if self.hi_closed else v < self.hi
+        return above and below
+
+    def __str__(self) -> str:
+        return f"{'[' if self.lo_closed else '('}{self.lo:g}, {self.hi:g}{']' if self.hi_closed else ')'}"
+
+
+def parse_interval(text: object) -> Interval:
+    if isinstance(text, list) and len(text) == 2:
+        text = f"[{text[0]}, {text[1]}]"
+    if not isinstance(text, str):
+        raise ValueError(f"expected an interval such as '(0, inf)', got {text!r}")
+    m = _INTERVAL.match(text)
+    if not m:
+        raise ValueError(f"expected an interval such as '(0, inf)' or '[-1, 1]', got {text!r}")
+    lo, hi = number(m.group(2)), number(m.group(3))
+    if math.isnan(lo) or math.isnan(hi) or lo > hi:
+        raise ValueError(f"empty or malformed interval {text!r}")
+    return Interval(lo, hi, m.group(1) == "[", m.group(4) == "]")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+class InputSpec(Strict):
+    kind: Literal["tensor", "channel_weight"] = "tensor"
+    domain: str = "(-inf, inf)"
+    differentiable: bool = True
+    channel_axis: int = Field(default=1, ge=0, le=7)   # for channel_weight: the axis of x it follows
+    why: Text | None = None
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, v: str) -> str:
+        parse_interval(v)
+        return v
+
+
+class ParamSpec(Strict):
+    kind: Literal["real", "integer", "axis"] = "real"
+    # A decimal string keeps every digit (selu's constants); a float is read exactly as float64.
+    default: Union[int, float, str]
+    domain: str = "(-inf, inf)"
+    differentiable: bool = False
+    why: Text | None = None
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, v: str) -> str:
+        parse_interval(v)
+        return v
+
+    @field_validator("default")
+    @classmethod
+    def _default(cls, v: object) -> object:
+        if isinstance(v, bool):
+            raise ValueError("expected a number, got a boolean")
+        if isinstance(v, str) and not _DECIMAL.match(v.strip()):
+            raise ValueError(f"a default given as text must be a decimal number, got {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _default_in_domain(self) -> "ParamSpec":
+        if self.kind != "axis" and float(self.default) not in parse_interval(self.domain):
+            raise ValueError(f"default {self.default} lies outside the domain {self.domain}")
+        if self.kind in ("integer", "axis") and float(self.default) != int(float(self.default)):
+            raise ValueError(f"an {self.kind} parameter needs an integer default, got {self.default}")
+        return self
+
+
+class Kink(Strict):
+    input: Identifier = "x"
+    at: Union[float, int, str]          # a number or a formula of the parameters
+    derivative: Union[float, int, str]  # the canonical one-sided choice the derivative formula makes there
+    why: Text
+
+
+class Convention(Strict):
+    canonical: Union[str, float, int, bool]
+    why: Text
+    alternatives: dict[str, Text] = Field(default_factory=dict)   # framework -> what it does
+
+
+class Symmetry(Strict):
+    kind: Literal["odd", "even", "point"]
+    value: float = 0.0     # for point: f(-x) + f(x) == value
+
+
+class Properties(Strict):
+    range: str | None = None
+    monotone: Literal["increasing", "nondecreasing", "decreasing", "nonincreasing"] | None = None
+    symmetry: Symmetry | None = None
+    convex: bool | None = None
+    rows_sum_to: float | None = None   # vector functions whose rows are probability vectors
+    idempotent: bool | None = None
+
+    @field_validator("range")
+    @classmethod
+    def _range(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_interval(v)
+        return v
+
+
+class StabilityCase(Strict):
+    # Elementwise: a list of numbers.  Vector functions: a list of rows.
+    x: list[Union[float, int, str, list[Union[float, int, str]]]] = Field(min_length=1, max_length=64)
+    params: dict[Identifier, Union[float, int, str]] = Field(default_factory=dict)
+    why: Text
+
+    @field_validator("x")
+    @classmethod
+    def _numbers(cls, v: list) -> list:
+        for item in v:
+            for n in item if isinstance(item, list) else [item]:
+                number(n)
+        return v
+
+
+class DtypeTolerance(Strict):
+    ulp: float = Field(gt=0, le=1e6)
+    gradient_ulp: float = Field(gt=0, le=1e6)
+
+
+class Tolerance(Strict):
+    float64: DtypeTolerance
+    float32: DtypeTolerance
+    float16: DtypeTolerance
+    bfloat16: DtypeTolerance
+    # Optional condition numbers (formulas): the budget is multiplied by max(1, condition)
+    # where the mathematics amplifies the half-ULP uncertainty of a rounded intermediate.
+    condition: FormulaText | None = None
+    gradient_condition: FormulaText | None = None
+    why: Text
+
+    def for_dtype(self, dtype: str) -> DtypeTolerance:
+        return getattr(self, dtype)
+
+
+class Stochastic(Strict):
+    zero_probability: FormulaText     # formula of the parameters
+    why: Text
+
+
+class Limits(Strict):
+    pos_inf: Union[float, int, str, None] = Field(default=None, alias="+inf")
+    neg_inf: Union[float, int, str, None] = Field(default=None, alias="-inf")
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class SpecDocument(Strict):
+    name: Identifier
+    family: Literal["activation", "loss", "optimizer"]
+    summary: Text
+    shape: Literal["elementwise", "vector", "grouped"] = "elementwise"
+    output: Literal["same", "reduced"] = "same"     # vector/grouped: one value per row/group, or a row
+    axis_param: Identifier | None = None             # vector/grouped: the parameter naming the axis
+    group_param: Identifier | None = None            # grouped: the parameter giving the group size
+    inputs: dict[Identifier, InputSpec] = Field(min_length=1)
+    params: dict[Identifier, ParamSpec] = Field(default_factory=dict)
+    formula: FormulaText
+    derivatives: dict[Identifier, FormulaText] = Field(default_factory=dict)
+    limits: Limits = Field(default_factory=Limits)
+    kinks: list[Kink] = Field(default_factory=list)
+    zero_sign: Literal["preserve", "positive", "unchecked"] = "unchecked"
+    conventions: dict[Identifier, Convention] = Field(default_factory=dict)
+    properties: Properties = Field(default_factory=Properties)
+    stability: list[StabilityCase] = Field(default_factory=list)
+    stochastic: Stochastic | None = None
+    tolerance: Tolerance
+    sources: list[Text] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "SpecDocument":
+        overlap = set(self.inputs) & set(self.params)
+        if overlap:
+            raise ValueError(f"{sorted(overlap)} named both as input and as parameter")
+        if self.shape != "elementwise" and self.axis_param not in self.params:
+            raise ValueError(f"a {self.shape} function needs axis_param naming one of its params")
+        if self.shape == "grouped" and self.group_param not in self.params:
+            raise ValueError("a grouped function needs group_param naming one of its params")
+        return self
