@@ -27,12 +27,21 @@ UNCERTAIN_BITS = 0x7FF4_4E43_554E_4345
 Key = Hashable
 
 
+def code_version() -> str:
+    """A hash of the reference's own source: a changed evaluator never reads results of the old one."""
+    h = hashlib.sha256(CACHE_VERSION.encode())
+    here = Path(__file__).parent
+    for name in ("evaluator.py", "engine.py", "dtypes.py", "cache.py"):
+        h.update((here / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
 def default_directory() -> Path | None:
     env = os.environ.get("NNCONFORM_CACHE_DIR")
     if env is not None:
         return Path(env) if env not in ("", "0", "off", "none") else None
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "nnconform" / f"reference-v{CACHE_VERSION}"
+    return Path(base) / "nnconform" / f"reference-{code_version()}"
 
 
 class Table:
@@ -85,6 +94,8 @@ class Table:
 
 class ReferenceCache:
     def __init__(self, directory: Path | None = None, persistent: bool = True) -> None:
+        if persistent and directory is not None:
+            directory = directory / code_version()
         self.directory = (directory or default_directory()) if persistent else None
         self.tables: dict[tuple, Table] = {}
 

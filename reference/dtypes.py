@@ -99,6 +99,21 @@ def ulp_distance(got: np.ndarray, expected: np.ndarray) -> np.ndarray:
     return np.asarray(diff, dtype=np.float64)
 
 
+def ulp_of(values: np.ndarray, dtype: DtypeInfo) -> np.ndarray:
+    """The spacing of `dtype` at |values| (its ULP there); the smallest subnormal at zero."""
+    v = np.abs(np.asarray(values, dtype=np.float64))
+    _, k = np.frexp(v)                     # v = m * 2**k with m in [0.5, 1)
+    top = np.where(v > 0, k - 1, dtype.emin)
+    return np.ldexp(1.0, np.maximum(top, dtype.emin) - dtype.precision + 1)
+
+
+def ulp_error(got: np.ndarray, expected: np.ndarray, dtype: DtypeInfo) -> np.ndarray:
+    """|got - expected| / ulp(expected): DESIGN.md's error measure (expected correctly rounded, finite)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        diff = np.abs(np.asarray(got, dtype=np.float64) - np.asarray(expected, dtype=np.float64))
+    return diff / ulp_of(expected, dtype)
+
+
 def hex_of(value: float) -> str:
     """Exact text of a value of any of the four formats (all are subsets of float64)."""
     return float(value).hex()

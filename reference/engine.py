@@ -20,11 +20,10 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
-from mpmath.libmp import from_float, mpf_add, mpf_sub
+from mpmath.libmp import from_float, mpf_neg
 
 from nnconform.spec import Spec
 from nnconform.spec import formula as F
-from nnconform.spec.schema import number
 
 from . import evaluator as E
 from .cache import UNCERTAIN_BITS, ReferenceCache
@@ -32,6 +31,7 @@ from .dtypes import DtypeInfo, info, round_mpf
 
 MAX_PRECISION = 1 << 13
 NEG_INF_STANDIN = (1, 1, 2000, 1)          # -2**2000 as an mpmath raw float
+POS_INF_STANDIN = (0, 1, 2000, 1)
 ParamValue = float | int | str
 
 
@@ -51,8 +51,12 @@ def certify(v: tuple, e: int | None, dt: DtypeInfo) -> float | None:
     if e is None:
         return r
     eps = (0, 1, e, 1)
-    lo, hi = round_mpf(mpf_sub(v, eps), dt), round_mpf(mpf_add(v, eps), dt)
-    return r if lo == hi else None      # rounding is monotone: the whole interval agrees
+    # Outward-rounded ends (floor below, ceiling above) enclose the interval; rounding to the
+    # dtype is monotone, so if both ends agree, every point between them does.  Exact sums
+    # would need 2**2000 bits when v is exp(-2**2000) (the stand-in for -inf).
+    prec = 2 * dt.precision + 64
+    lo, hi = round_mpf(E.radd(v, mpf_neg(eps), prec, "f"), dt), round_mpf(E.radd(v, eps, prec, "c"), dt)
+    return r if lo == hi else None
 
 
 def _param_scalar(value: ParamValue, prec: int) -> E.Scalar:
@@ -60,6 +64,11 @@ def _param_scalar(value: ParamValue, prec: int) -> E.Scalar:
     if isinstance(value, str):
         return E.constant(value.strip(), prec)
     return from_float(float(value)), None
+
+
+def _row_mpf(row: np.ndarray) -> list[tuple]:
+    """A row as mpmath values, infinite entries as their stand-ins (+-2**2000)."""
+    return [(NEG_INF_STANDIN if v < 0 else POS_INF_STANDIN) if math.isinf(v) else from_float(float(v)) for v in row]
 
 
 def _params_key(params: Mapping[str, ParamValue]) -> tuple:
@@ -106,16 +115,36 @@ class Reference:
         return self._run(spec, f"vjp:{wrt}", inputs, cotangent, self.params_for(spec, params), dtype)
 
     def condition(self, spec: Spec, which: str, inputs: Mapping[str, np.ndarray],
-                  params: Mapping[str, ParamValue] | None = None, cotangent: np.ndarray | None = None) -> np.ndarray:
-        """The spec's condition number (a tolerance multiplier) per output element; 1 where none is declared."""
+                  params: Mapping[str, ParamValue] | None = None, cotangent: np.ndarray | None = None,
+                  dtype: str = "float64") -> np.ndarray:
+        """The spec's condition number (a tolerance multiplier) per element of the checked quantity.
+
+        For "value" that is the output; for "gradient" the input.  Condition formulas may use
+        `eps` (the dtype's machine epsilon) and `tiny` (its smallest subnormal).
+        """
         tree = spec.condition if which == "value" else spec.gradient_condition
-        shape = self._output_shape(spec, inputs, self.params_for(spec, params))
+        merged = self.params_for(spec, params)
+        x = np.asarray(inputs[spec.tensor_inputs[0]])
+        shape = self._output_shape(spec, inputs, merged) if which == "value" else x.shape
         if tree is None:
             return np.ones(shape)
-        return self._approximate(spec, which, tree, inputs, cotangent, self.params_for(spec, params), shape)
+        return self._approximate(spec, which, tree, inputs, cotangent, merged, shape, info(dtype))
 
     def flush(self) -> None:
         self.cache.flush()
+
+    def evaluate_params(self, spec: Spec, tree: F.Node, params: Mapping[str, ParamValue] | None = None,
+                        dtype: str = "float64") -> float:
+        """A formula of the parameters only (a kink location, a limit), correctly rounded; NaN if uncertain."""
+        fn = self._compiled_for(spec, f"params:{tree!r}", tree)
+        bind = self._env(self.params_for(spec, params), spec)
+        env: dict = {}
+
+        def evaluate(prec: int) -> list[E.Scalar]:
+            bind(env, prec)
+            return [fn(env, prec)]
+        r = self._solve(evaluate, info(dtype))[0]
+        return math.nan if r is None else r
 
     # ------------------------------------------------------------ compilation
 
@@ -219,7 +248,7 @@ class Reference:
         else:
             names_g = names
         # Inputs that were broadcast (a per-channel weight) collect their VJP by summation.
-        if wrt is not None and np.asarray(inputs[wrt]).size != arrays[names[0]].size:
+        if wrt is not None and np.asarray(inputs[wrt]).shape != full_shape:
             return self._run_reduced_vjp(spec, quantity, inputs, arrays, params, dt, wrt)
 
         columns = [_bits(arrays[n]) for n in names_g]
@@ -339,7 +368,6 @@ class Reference:
         rows = moved.reshape(-1, group)
 
         def restore(out_rows: np.ndarray) -> np.ndarray:
-            width = out_rows.shape[1] if out_rows.ndim == 2 else 1
             total = moved.shape[-1] if spec.doc.output == "same" else moved.shape[-1] // group
             shaped = out_rows.reshape(lead + (total,))
             return np.moveaxis(shaped, -1, axis)
@@ -396,18 +424,23 @@ class Reference:
 
     def _row_point(self, spec: Spec, quantity: str, fn: E.Compiled, yfn: E.Compiled | None, base_env: dict,
                    row: np.ndarray, grow: np.ndarray | None, dt: DtypeInfo, width: int) -> list[float | None]:
-        n = len(row)
-        if np.isnan(row).any() or np.isposinf(row).any():
+        if np.isnan(row).any():
             return [math.nan] * width
+        if np.isposinf(row).any():
+            conv = spec.doc.conventions.get("pos_inf_entries")
+            if conv is not None and str(conv.canonical) == "nan":
+                return [math.nan] * width
         if grow is not None and not np.isfinite(grow).all():
             return [None] * width
         if np.isneginf(row).all():
             conv = spec.doc.conventions.get("all_neg_inf_row")
             if conv is not None and str(conv.canonical) == "nan":
                 return [math.nan] * width
-        xs = [NEG_INF_STANDIN if math.isinf(v) else from_float(float(v)) for v in row]
-        if quantity != "value" and np.isneginf(row).any():
-            return [None] * width   # derivatives at -inf entries: no declared convention
+        # Infinite entries as the limit: a stand-in of +-2**2000 rounds to +-inf in every format
+        # and leaves every finite float64 entry negligible beside it.
+        xs = _row_mpf(row)
+        if quantity != "value" and np.isinf(row).any():
+            return [None] * width   # derivatives at infinite entries: no declared convention
         env: dict = {spec.tensor_inputs[0]: [(v, None) for v in xs]}
         if grow is not None:
             gs = [(from_float(float(v)), None) for v in grow]
@@ -428,11 +461,17 @@ class Reference:
     # ------------------------------------------------------------ condition numbers
 
     def _approximate(self, spec: Spec, which: str, tree: F.Node, inputs: Mapping[str, np.ndarray],
-                     cotangent: np.ndarray | None, params: Mapping[str, ParamValue], shape: tuple) -> np.ndarray:
+                     cotangent: np.ndarray | None, params: Mapping[str, ParamValue], shape: tuple,
+                     dt: DtypeInfo) -> np.ndarray:
         """Low-precision evaluation of a condition formula (a tolerance multiplier, not a reference)."""
         fn = self._compiled_for(spec, f"cond:{which}", tree)
         yfn = self._compiled_for(spec, "value", spec.formula)
-        base_env = self._env(params, spec)
+        bind_params = self._env(params, spec)
+        dtype_names = {"eps": ((0, 1, 1 - dt.precision, 1), None), "tiny": ((0, 1, dt.min_subnormal_exp, 1), None)}
+
+        def base_env(env: dict, prec: int) -> None:
+            bind_params(env, prec)
+            env.update(dtype_names)
         def run(env: dict) -> list[float]:
             for prec in (64, 256, 1024, 4096):
                 try:
@@ -468,16 +507,18 @@ class Reference:
                 if spec.doc.output == "same" else None
         out = []
         for i, row in enumerate(rows):
-            if not np.isfinite(row).all():
+            if np.isnan(row).any() or np.isinf(row).all():
                 out.append([1.0] * len(row))
                 continue
-            env = {spec.tensor_inputs[0]: [(from_float(float(v)), None) for v in row]}
+            env = {spec.tensor_inputs[0]: [(v, None) for v in _row_mpf(row)]}
             if grows is not None:
                 env["g"] = [(from_float(float(v)), None) for v in grows[i]]
             vals = run(env)
             out.append(vals * len(row) if len(vals) == 1 else vals)
         arr = np.asarray(out, dtype=np.float64)
-        return self._restore_full(spec, x, params)(arr) if spec.doc.output == "same" else restore(arr[:, 0])
+        if spec.doc.output == "same" or which == "gradient":
+            return self._restore_full(spec, x, params)(arr)
+        return restore(arr[:, 0])
 
 
 __all__ = ["Reference", "RefResult", "MAX_PRECISION", "certify"]

@@ -20,12 +20,11 @@ known only to within its error) raises NeedPrecision too.
 from __future__ import annotations
 
 import functools
-import math
 from fractions import Fraction
 from typing import Callable, Union
 
 import mpmath
-from mpmath.libmp import (fnone, fone, from_int, from_str, fzero, mpf_abs, mpf_add, mpf_cmp, mpf_div,
+from mpmath.libmp import (fone, from_int, from_str, fzero, mpf_abs, mpf_add, mpf_cmp, mpf_div,
                           mpf_erf, mpf_erfc, mpf_exp, mpf_log, mpf_mul, mpf_neg, mpf_pi, mpf_pow_int,
                           mpf_sqrt, mpf_sub, mpf_tanh)
 
@@ -52,6 +51,24 @@ def mag(v: tuple) -> int:
     return v[2] + v[3] if v[1] else -(1 << 40)
 
 
+def radd(a: tuple, b: tuple, prec: int, rnd: str = "n") -> tuple:
+    """mpf_add rounded to prec bits, safe for operands of wildly different size.
+
+    mpmath shifts the smaller operand by the whole exponent gap, which for 1 + exp(3e38)
+    is 4e38 bits: an OverflowError, or an abort when it merely runs out of memory.  An
+    operand entirely below the larger one's last bit (and below the rounding grid) is
+    replaced by a same-signed stand-in just below that bit: the rounded sum, in any
+    rounding mode, is the same.
+    """
+    if a[1] and b[1]:
+        gap = mag(a) - mag(b)
+        if gap > prec + 8 or gap < -(prec + 8):
+            big, small = (a, b) if gap > 0 else (b, a)
+            below = mag(big) - max(prec, big[3]) - 8
+            return mpf_add(big, (small[0], 1, below - 1, 1), prec, rnd)
+    return mpf_add(a, b, prec, rnd)
+
+
 def _bound(*exps: int | None) -> int | None:
     """Bound a sum of terms 2**e: at most three terms, so two more bits cover it."""
     present = [e for e in exps if e is not None]
@@ -70,7 +87,7 @@ def add(a: Scalar, b: Scalar, prec: int) -> Scalar:
         exact = mpf_add(av, bv)
         if exact[3] <= prec:
             return exact, None
-    r = mpf_add(av, bv, prec, "n")
+    r = radd(av, bv, prec)
     return r, _bound(ae, be, _rounding(r, prec))
 
 
@@ -171,10 +188,10 @@ def _fraction(c: Fraction, prec: int) -> tuple:
 # ---------------------------------------------------------------- functions
 
 def _to_float(v: tuple) -> float:
-    """Rough magnitude for derivative bounds only (saturates instead of overflowing)."""
+    """Rough value for derivative bounds only; saturates at +-1e9, where every bound below is already tiny."""
     m = mag(v)
-    if m > 1000:
-        return -math.inf if v[0] else math.inf
+    if m > 30:
+        return -1e9 if v[0] else 1e9
     if m < -1000:
         return 0.0
     return float(mpmath.mpf(v))
@@ -203,6 +220,8 @@ def f_expm1(a: Scalar, prec: int) -> Scalar:
         raise NeedPrecision
     if not av[1]:
         return fzero, ae
+    if mag(av) < -(prec + 8):
+        return _near_zero_identity(av, ae, prec)
     # exp(x) - 1 cancels for small |x|; extra bits cover the loss.
     extra = max(0, -mag(av)) + 10
     r = mpf_sub(mpf_exp(av, prec + extra), fone, prec + 2, "n")
@@ -230,14 +249,30 @@ def f_log1p(a: Scalar, prec: int) -> Scalar:
     av, ae = a
     if not av[1]:
         return fzero, ae
+    if mag(av) < -(prec + 8):
+        return _near_zero_identity(av, ae, prec)
     wp = prec + max(0, -mag(av)) + 10
-    t = mpf_add(fone, av, wp, "n")
+    if mag(av) > wp + 4:
+        # 1 + x is x to far beyond the working precision: log1p(x) = log(x) + log1p(1/x), and the
+        # second term, below 2**(2 - mag(x)), goes into the bound.
+        r = mpf_log(av, prec + 2 + abs(mag(av)).bit_length(), "n")
+        extra = _bound(_rounding(r, prec) + 1, 2 - mag(av))
+        if ae is None:
+            return r, extra
+        return r, _bound(extra, ae - (mag(av) - 2) + 1)
+    t = radd(fone, av, wp)
     if t[0] or not t[1]:
         raise DomainError("log1p of a number <= -1")
     if ae is not None and not _away_from_zero(t, ae):
         raise NeedPrecision
     r = _log1p(av, prec)
     return _fn_result(r, prec, ae, -(mag(t) - 2))
+
+
+def _near_zero_identity(av: tuple, ae: int | None, prec: int) -> Scalar:
+    """expm1(x) and log1p(x) for |x| < 2**-(prec+8): x itself, within x**2 (and slope ~1 for ae)."""
+    r = mpf_add(av, fzero, prec, "n")
+    return r, _bound(2 * mag(av) + 1, _rounding(r, prec), None if ae is None else ae + 1)
 
 
 def _log1p(av: tuple, prec: int) -> tuple:
@@ -280,9 +315,9 @@ def f_sigmoid(a: Scalar, prec: int) -> Scalar:
     wp = prec + 10
     if av[0]:   # x < 0: e / (1 + e) with e = exp(x) keeps the small result accurate
         e = mpf_exp(av, wp)
-        r = mpf_div(e, mpf_add(fone, e, wp), prec + 2, "n")
+        r = mpf_div(e, radd(fone, e, wp), prec + 2, "n")
     else:
-        r = mpf_div(fone, mpf_add(fone, mpf_exp(mpf_neg(av), wp), wp), prec + 2, "n")
+        r = mpf_div(fone, radd(fone, mpf_exp(mpf_neg(av), wp), wp), prec + 2, "n")
     x = abs(_to_float(av))
     slope = -2 if x < 2 else int(-x * _LOG2E) + 1       # sigmoid' <= min(1/4, exp(-|x|))
     return _fn_result(r, prec, ae, slope)

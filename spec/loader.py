@@ -83,8 +83,9 @@ class Spec:
     def param_domain(self, name: str) -> Interval:
         return parse_interval(self.doc.params[name].domain)
 
-    def default_params(self) -> dict[str, float]:
-        return {k: float(v) for k, v in self.defaults.items()}
+    def default_params(self) -> dict[str, float | int]:
+        """Defaults as numbers: integers for integer and axis parameters, floats otherwise."""
+        return {k: int(float(v)) if self.doc.params[k].kind != "real" else float(v) for k, v in self.defaults.items()}
 
 
 _TYPE_TAG = re.compile(r"^(int|float|str|bool|none|(list|dict|union|literal|tagged-union|function-\w+)\[.*\])$")
@@ -148,10 +149,10 @@ def parse_document(data: object, path: str, fingerprint: str = "") -> Spec:
 
     condition = gradient_condition = None
     if doc.tolerance.condition is not None:
-        condition = _parse(path, "tolerance.condition", doc.tolerance.condition, base_names + ["y"])
+        condition = _parse(path, "tolerance.condition", doc.tolerance.condition, base_names + ["y", "eps", "tiny"])
     if doc.tolerance.gradient_condition is not None:
         gradient_condition = _parse(path, "tolerance.gradient_condition", doc.tolerance.gradient_condition,
-                                    base_names + ["y", "g"])
+                                    base_names + ["y", "g", "eps", "tiny"])
     zero_probability = None
     if doc.stochastic is not None:
         zero_probability = _parse(path, "stochastic.zero_probability", doc.stochastic.zero_probability, params)

@@ -19,7 +19,7 @@ def test_second_run_reads_the_disk_cache_and_evaluates_nothing(tmp_path: Path, m
     first = Reference(ReferenceCache(tmp_path))
     expected = first.value(SPECS["gelu"], {"x": XS}).values
     first.flush()
-    assert list(tmp_path.glob("*.npz"))
+    assert list(tmp_path.rglob("*.npz"))
 
     def no_evaluation(*args: object, **kwargs: object) -> None:
         raise AssertionError("the cache should have answered")
@@ -45,7 +45,7 @@ def test_damaged_cache_file_is_a_miss_not_a_crash(tmp_path: Path) -> None:
     ref = Reference(ReferenceCache(tmp_path))
     expected = ref.value(SPECS["sigmoid"], {"x": XS}).values
     ref.flush()
-    for f in tmp_path.glob("*.npz"):
+    for f in tmp_path.rglob("*.npz"):
         f.write_bytes(b"not a zip file")
     got = Reference(ReferenceCache(tmp_path)).value(SPECS["sigmoid"], {"x": XS}).values
     assert np.array_equal(got, expected)

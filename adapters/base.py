@@ -1,0 +1,196 @@
+"""The adapter protocol: how the suite calls one backend.
+
+An adapter module is a table of `Op`s, one per spec function, each the
+backend's public API configured to compute the spec's definition, plus what
+differs about that framework (array conversion, autodiff, native defaults).
+Everything else (which checks run, what is exact, what counts as a pass)
+lives in the conformance suite; an adapter never imports the reference.
+
+Why a table of small lambdas and not a class per function: adding a backend
+should be one short module that an outside author can read top to bottom.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+ALL_DTYPES: tuple[str, ...] = ("float64", "float32", "float16", "bfloat16")
+
+
+class NotProvided(Exception):
+    """The backend does not offer this (function, dtype, parameter value or gradient); the reason says why."""
+
+
+@dataclass(frozen=True)
+class NativeDefault:
+    """A parameter as the user meets it in the framework's public API.
+
+    `spec_name` is the spec parameter or convention it corresponds to; `read` returns the
+    framework's default (usually from inspect.signature); `canonical` is the value that would
+    make the framework compute the spec's canonical definition.  `interpret` maps a
+    documented sentinel to its meaning (tf.nn.softmax documents axis=None as -1).
+    """
+
+    framework_name: str
+    spec_name: str
+    read: Callable[[], Any]
+    canonical: Any = None        # None: the spec parameter's own default
+    interpret: Mapping[Any, Any] = field(default_factory=dict)
+    note: str = ""
+
+    def value(self) -> Any:
+        v = self.read()
+        try:
+            return self.interpret.get(v, v)
+        except TypeError:          # unhashable default
+            return v
+
+
+REQUIRED = object()   # a parameter the framework makes the caller pass
+
+
+def signature_default(fn: Callable[..., Any], name: str) -> Callable[[], Any]:
+    """A reader of `fn`'s default for parameter `name` (REQUIRED if it has none)."""
+    def read() -> Any:
+        p = inspect.signature(fn).parameters[name]
+        return REQUIRED if p.default is inspect.Parameter.empty else p.default
+    return read
+
+
+@dataclass(frozen=True)
+class Op:
+    """One spec function in one backend.
+
+    `call(**inputs, **params)` takes backend arrays and the spec's parameter names and returns
+    a backend array.  `api` names the public function (for reports and repro snippets);
+    `repro` is a format string over the same names that reproduces the call in the
+    framework's own API.  `dtypes` restricts the supported formats, with the reason in `why`.
+    """
+
+    call: Callable[..., Any]
+    api: str
+    repro: str = ""
+    native: tuple[NativeDefault, ...] = ()
+    dtypes: tuple[str, ...] = ALL_DTYPES
+    differentiable: bool = True
+    why: str = ""
+    fixed: Mapping[str, Any] = field(default_factory=dict)   # params the API cannot change
+
+
+@dataclass(frozen=True)
+class Missing:
+    """A spec function this backend does not provide, and why."""
+
+    reason: str
+
+
+Table = Mapping[str, "Op | Missing"]
+
+
+class Adapter:
+    """Base for adapters over an array framework.  Subclasses set the class attributes and
+    implement `to_backend`, `to_numpy` and (if the framework differentiates) `vjp_call`."""
+
+    name: str = ""
+    framework: str = ""            # the pip distribution, for version and install messages
+    version: str = ""
+    dtypes: tuple[str, ...] = ALL_DTYPES
+    gradient_reason: str = ""      # non-empty: the backend has no autodiff, and why
+    ops: Table = {}
+
+    def __init__(self, device: str = "cpu") -> None:
+        self.device = device
+
+    # ---- what subclasses provide
+    def to_backend(self, a: np.ndarray, dtype: str) -> Any:
+        raise NotImplementedError
+
+    def to_numpy(self, t: Any) -> np.ndarray:
+        raise NotImplementedError
+
+    def vjp_call(self, fn: Callable[..., Any], args: Sequence[Any], wrt: int, cotangent: Any) -> Any:
+        raise NotProvided(self.gradient_reason or f"{self.name} has no automatic differentiation")
+
+    def environment(self) -> dict[str, str]:
+        """Settings that change numerics (thread counts, math libraries); shown in the run header."""
+        return {}
+
+    # How the framework's API spells an array of exact values, and a reshape of it.
+    array_repro: str = "numpy.array([{values}], dtype='{dtype}')"
+    reshape_repro: str = "{array}.reshape{shape}"
+
+    def repro_array(self, a: np.ndarray, dtype: str) -> str:
+        """An expression in the framework's API that rebuilds `a` exactly (hex floats)."""
+        flat = np.asarray(a, dtype=np.float64)
+        values = ", ".join(f"float.fromhex('{float(v).hex()}')" for v in flat.ravel())
+        array = self.array_repro.format(values=values, dtype=dtype)
+        return array if flat.ndim <= 1 else self.reshape_repro.format(array=array, shape=tuple(flat.shape))
+
+    # ---- what the suite calls
+    def op(self, function: str) -> Op:
+        entry = self.ops.get(function)
+        if entry is None:
+            raise NotProvided(f"{self.name} adapter has no entry for {function!r}")
+        if isinstance(entry, Missing):
+            raise NotProvided(entry.reason)
+        return entry
+
+    def supports(self, function: str, dtype: str) -> str | None:
+        """None when supported, else the reason it is not."""
+        try:
+            op = self.op(function)
+        except NotProvided as exc:
+            return str(exc)
+        if dtype not in self.dtypes:
+            return f"{self.name} does not support {dtype} on {self.device}"
+        if dtype not in op.dtypes:
+            return op.why or f"{op.api} does not support {dtype}"
+        return None
+
+    def _check_fixed(self, op: Op, params: Mapping[str, Any]) -> None:
+        for k, v in op.fixed.items():
+            if k in params and float(params[k]) != float(v):
+                raise NotProvided(f"{op.api} has no parameter for {k} (always {v}); asked for {params[k]}")
+
+    def value(self, function: str, inputs: Mapping[str, np.ndarray], params: Mapping[str, Any], dtype: str) -> np.ndarray:
+        op = self.op(function)
+        self._check_fixed(op, params)
+        args = {k: self.to_backend(v, dtype) for k, v in inputs.items()}
+        return self.to_numpy(op.call(**args, **self._call_params(op, params)))
+
+    def vjp(self, function: str, wrt: str, inputs: Mapping[str, np.ndarray], cotangent: np.ndarray,
+            params: Mapping[str, Any], dtype: str) -> np.ndarray:
+        op = self.op(function)
+        if not op.differentiable:
+            raise NotProvided(op.why or f"{op.api} is not differentiable in {self.name}")
+        self._check_fixed(op, params)
+        names = list(inputs)
+        args = [self.to_backend(inputs[n], dtype) for n in names]
+        kw = self._call_params(op, params)
+
+        def fn(*xs: Any) -> Any:
+            return op.call(**dict(zip(names, xs)), **kw)
+        return self.to_numpy(self.vjp_call(fn, args, names.index(wrt), self.to_backend(cotangent, dtype)))
+
+    def native_defaults(self, function: str) -> tuple[NativeDefault, ...]:
+        return self.op(function).native
+
+    def repro(self, function: str, inputs: Mapping[str, np.ndarray], params: Mapping[str, Any], dtype: str) -> str:
+        op = self.op(function)
+        if not op.repro:
+            return f"{op.api}(...)"
+        fields = {k: self.repro_array(v, dtype) for k, v in inputs.items()}
+        fields.update({k: repr(v) for k, v in self._call_params(op, params).items()})
+        try:
+            return op.repro.format(**fields)
+        except (KeyError, IndexError):
+            return f"{op.api}(...)"
+
+    def _call_params(self, op: Op, params: Mapping[str, Any]) -> dict[str, Any]:
+        wanted = inspect.signature(op.call).parameters
+        accepts_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in wanted.values())
+        return {k: v for k, v in params.items() if accepts_all or k in wanted}

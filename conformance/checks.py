@@ -1,0 +1,513 @@
+"""What each kind of check does.  One function per check kind; each makes one claim.
+
+A backend that raises, returns the wrong type or shape, or returns NaN where the
+exact result is finite fails the check with a message; the run goes on.  A
+backend that does not provide something is skipped with the reason.  An input
+where the reference is uncertain is left out; a check with nothing certain left
+is skipped as "reference uncertain", never passed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, Phase, given, seed, settings, target
+from hypothesis import strategies as st
+
+from nnconform.adapters.base import REQUIRED, Adapter, NotProvided
+from nnconform.reference import Reference, RefResult
+from nnconform.reference.dtypes import info
+from nnconform.spec import Spec
+
+from . import strategies as S
+from .cases import Case, fixed_inputs, shape_point, show, short
+from .compare import Measurement, ShapeMismatch, describe_ulp, fmt, measure
+
+
+class CheckFailure(AssertionError):
+    """A check found a difference; the message is the report."""
+
+
+@dataclass
+class Worst:
+    """The largest error a check saw, kept for the report whether the check passed or not."""
+
+    ratio: float = -1.0
+    max_ulp: float = 0.0
+    max_relative: float = 0.0
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def update(self, m: Measurement, inputs: dict[str, np.ndarray], params: dict[str, Any]) -> None:
+        if not m.any_certain or m.max_ratio <= self.ratio:
+            self.max_relative = max(self.max_relative, m.max_relative if m.any_certain else 0.0)
+            return
+        w = m.worst
+        self.ratio, self.max_ulp = m.max_ratio, max(self.max_ulp, m.max_ulp)
+        self.max_relative = max(self.max_relative, m.max_relative)
+        first = next(iter(inputs))
+        x = np.asarray(inputs[first], dtype=np.float64).ravel()
+        self.detail = {"input": float(x[w]) if x.size == m.got.size else [float(v) for v in x[:64]],
+                       "expected": float(m.expected.astype(np.float64).ravel()[w]),
+                       "got": float(m.got.astype(np.float64).ravel()[w]) if m.got.size else None,
+                       "ulp": float(m.ulp.ravel()[w]), "allowed": float(m.allowed.ravel()[w]),
+                       "params": {k: v for k, v in params.items()}}
+
+
+@dataclass
+class Context:
+    adapter: Adapter
+    reference: Reference
+    max_examples: int = 25
+    seed: int = 0
+    phases: tuple = (Phase.explicit, Phase.reuse, Phase.generate, Phase.target)
+    results: dict[str, Worst] = field(default_factory=dict)
+
+    def case_seed(self, case: Case) -> int:
+        return int(hashlib.sha256(f"{self.seed}:{case.id}".encode()).hexdigest()[:8], 16)
+
+
+# ---------------------------------------------------------------- calling the backend
+
+def call_backend(ctx: Context, what: str, fn: Callable[[], np.ndarray]) -> np.ndarray:
+    try:
+        out = fn()
+    except NotProvided as exc:
+        pytest.skip(f"not provided: {exc}")
+    except Exception as exc:   # noqa: BLE001 - any error of the backend is a finding about it
+        raise CheckFailure(f"{ctx.adapter.name} raised {type(exc).__name__} in {what}: {exc}") from exc
+    if not isinstance(out, np.ndarray):
+        raise CheckFailure(f"{what} returned {type(out).__name__}, not an array")
+    return out
+
+
+def backend_value(ctx: Context, spec: Spec, inputs: dict[str, np.ndarray], params: dict[str, Any], dtype: str) -> np.ndarray:
+    return call_backend(ctx, f"{spec.name} value", lambda: ctx.adapter.value(spec.name, inputs, params, dtype))
+
+
+def backend_vjp(ctx: Context, spec: Spec, wrt: str, inputs: dict[str, np.ndarray], g: np.ndarray,
+                params: dict[str, Any], dtype: str) -> np.ndarray:
+    return call_backend(ctx, f"{spec.name} gradient", lambda: ctx.adapter.vjp(spec.name, wrt, inputs, g, params, dtype))
+
+
+# ---------------------------------------------------------------- messages
+
+def worst_inputs(spec: Spec, inputs: dict[str, np.ndarray], index: int) -> dict[str, np.ndarray]:
+    """The smallest input that shows the failure: one element, or one row for vector functions."""
+    first = spec.tensor_inputs[0]
+    x = np.asarray(inputs[first])
+    if len(inputs) > 1 or x.ndim == 0:
+        return inputs
+    if spec.shape == "elementwise":
+        return {first: x.ravel()[index:index + 1]}
+    if x.ndim == 2 and spec.doc.output == "same":
+        return {first: x[index // x.shape[1]][None, :]}
+    return inputs
+
+
+def failure(ctx: Context, case: Case, m: Measurement, inputs: dict[str, np.ndarray], params: dict[str, Any],
+            what: str, budget: float, extra: str = "") -> CheckFailure:
+    spec, dtype = case.spec, case.dtype or "float64"
+    w = m.worst
+    first = spec.tensor_inputs[0]
+    x = np.asarray(inputs[first]).astype(np.float64)
+    xin = x.ravel()[w] if spec.shape == "elementwise" and x.size == m.got.size else None
+    cond = m.allowed.ravel()[w] / budget
+    lines = [f"{case.id}: {describe_ulp(m.ulp.ravel()[w])} > {m.allowed.ravel()[w]:.3g} ULP allowed "
+             f"({ctx.adapter.name} {ctx.adapter.version}, {ctx.adapter.device})"]
+    if params:
+        lines.append("  params:   " + ", ".join(f"{k}={v!r}" for k, v in params.items()))
+    if xin is not None:
+        lines.append(f"  input:    x = {fmt(xin)}")
+    else:
+        lines.append(f"  input:    {first} = {show(x)}")
+    lines.append(f"  expected: {fmt(m.expected.astype(np.float64).ravel()[w])}  (exact, correctly rounded to {dtype})")
+    lines.append(f"  got:      {fmt(m.got.astype(np.float64).ravel()[w])}")
+    lines.append(f"  error:    {describe_ulp(m.ulp.ravel()[w])}; max relative error {m.max_relative:.3g}; "
+                 f"budget {budget:g} ULP x condition {cond:.3g}")
+    for note in m.notes:
+        lines.append(f"  note:     {note}")
+    if extra:
+        lines.append(f"  why it matters: {extra}")
+    try:
+        small = worst_inputs(spec, inputs, w)
+        lines.append(f"  repro:    {ctx.adapter.repro(spec.name, small, params, dtype)}")
+    except Exception:   # noqa: BLE001 - a repro is a courtesy; the failure stands without it
+        pass
+    lines.append(f"  ({what})")
+    return CheckFailure("\n".join(lines))
+
+
+# ---------------------------------------------------------------- hypothesis plumbing
+
+def run_search(ctx: Context, case: Case, strategy: st.SearchStrategy[Any], body: Callable[[Any], None]) -> None:
+    @seed(ctx.case_seed(case))
+    @settings(max_examples=ctx.max_examples, deadline=None, database=None, phases=ctx.phases, derandomize=False,
+              suppress_health_check=list(HealthCheck), print_blob=False)
+    @given(strategy)
+    def search(example: Any) -> None:
+        body(example)
+    search()
+
+
+def input_strategy(spec: Spec, dtype: str, params: dict[str, Any]) -> st.SearchStrategy[dict[str, np.ndarray]]:
+    first = spec.tensor_inputs[0]
+    if spec.shape == "grouped":
+        return S.rows(spec, dtype, params, int(params[spec.doc.group_param])).map(lambda a: {first: a})
+    if spec.shape == "vector":
+        return S.rows(spec, dtype, params).map(lambda a: {first: a})
+    if len(spec.tensor_inputs) == 1:
+        return S.batch(spec, first, dtype, params).map(lambda a: {first: a})
+    # x with a per-channel weight: x is (batch, channels), the weight (channels,)
+    weight = spec.tensor_inputs[1]
+    return st.integers(1, 3).flatmap(lambda c: st.tuples(
+        st.lists(S.element(spec, first, dtype, params), min_size=c, max_size=4 * c).map(
+            lambda v, c=c: S.cast(v[: len(v) // c * c], dtype).reshape(-1, c)),
+        st.lists(S.element(spec, weight, dtype, params), min_size=c, max_size=c).map(lambda v: S.cast(v, dtype)),
+    )).map(lambda t: {first: t[0], weight: t[1]})
+
+
+def with_params(spec: Spec, dtype: str, inputs: Callable[[dict], st.SearchStrategy[Any]]) -> st.SearchStrategy[tuple]:
+    return S.param_values(spec, dtype).flatmap(lambda p: st.tuples(st.just(p), inputs(p)))
+
+
+def needs_certain(m: Measurement) -> None:
+    if not m.any_certain:
+        pytest.skip("reference uncertain for every input of this example")
+
+
+# ---------------------------------------------------------------- the checks
+
+def check_value(ctx: Context, case: Case) -> None:
+    spec, dtype = case.spec, case.dtype
+    budget = spec.doc.tolerance.for_dtype(dtype).ulp
+    worst = ctx.results.setdefault(case.id, Worst())
+
+    def body(example: tuple) -> None:
+        params, inputs = example
+        got = backend_value(ctx, spec, inputs, params, dtype)
+        ref = ctx.reference.value(spec, inputs, params, dtype)
+        cond = ctx.reference.condition(spec, "value", inputs, params, dtype=dtype) if spec.condition is not None else None
+        m = _measure(got, ref, dtype, budget, cond, case, list(inputs.values()))
+        worst.update(m, inputs, params)
+        target(min(m.max_ratio, 1e9), label="error / allowed")
+        if not m.ok:
+            raise failure(ctx, case, m, inputs, params, "value against the exact reference", budget)
+    run_search(ctx, case, with_params(spec, dtype, lambda p: input_strategy(spec, dtype, p)), body)
+
+
+def _measure(got: np.ndarray, ref: RefResult, dtype: str, budget: float, cond: np.ndarray | None, case: Case,
+             inputs: list[np.ndarray] | None = None, subnormals: str = "exclude",
+             exclude: np.ndarray | None = None) -> Measurement:
+    try:
+        return measure(got, ref, dtype, budget, cond, inputs, subnormals, exclude)
+    except ShapeMismatch as exc:
+        raise CheckFailure(f"{case.id}: {exc}") from None
+
+
+def check_gradient(ctx: Context, case: Case) -> None:
+    spec, dtype, wrt = case.spec, case.dtype, case.wrt
+    budget = spec.doc.tolerance.for_dtype(dtype).gradient_ulp
+    worst = ctx.results.setdefault(case.id, Worst())
+
+    def with_cotangent(p: dict) -> st.SearchStrategy[Any]:
+        return input_strategy(spec, dtype, p).flatmap(
+            lambda inputs: st.tuples(st.just(inputs), S.cotangent(ctx.reference.value(spec, inputs, p, dtype).values.shape, dtype)))
+
+    def body(example: tuple) -> None:
+        params, (inputs, g) = example
+        got = backend_vjp(ctx, spec, wrt, inputs, g, params, dtype)
+        ref = ctx.reference.vjp(spec, wrt, inputs, g, params, dtype)
+        cond = _gradient_condition(ctx, spec, wrt, inputs, g, params, dtype)
+        m = _measure(got, ref, dtype, budget, cond, case, [*inputs.values(), g], exclude=_at_kinks(ctx, spec, wrt, inputs, params))
+        worst.update(m, inputs, params)
+        target(min(m.max_ratio, 1e9), label="error / allowed")
+        if not m.ok:
+            raise failure(ctx, case, m, {**inputs, "g": g}, params, f"vector-Jacobian product with cotangent g = {show(g)}", budget)
+    run_search(ctx, case, with_params(spec, dtype, with_cotangent), body)
+
+
+def _at_kinks(ctx: Context, spec: Spec, wrt: str, inputs: dict[str, np.ndarray], params: dict[str, Any]) -> np.ndarray | None:
+    """Elements sitting exactly on a kink: their derivative is a convention, checked by the kink check."""
+    x = np.asarray(inputs[spec.tensor_inputs[0]], dtype=np.float64)
+    if np.asarray(inputs[wrt]).shape != x.shape:
+        return None
+    mask = np.zeros(x.shape, dtype=bool)
+    for name, at, _ in spec.kink_points:
+        mask |= np.asarray(inputs[name], dtype=np.float64) == ctx.reference.evaluate_params(spec, at, params)
+    return mask
+
+
+def _gradient_condition(ctx: Context, spec: Spec, wrt: str, inputs: dict[str, np.ndarray], g: np.ndarray,
+                        params: dict[str, Any], dtype: str) -> np.ndarray | None:
+    target_shape = np.asarray(inputs[wrt]).shape
+    full_shape = np.asarray(inputs[spec.tensor_inputs[0]]).shape
+    if target_shape != full_shape:
+        # A broadcast input (a per-channel weight) sums its terms: condition = sum|t| / |sum t|.
+        expanded = dict(inputs)
+        expanded[wrt] = _expand(spec, wrt, inputs[wrt], full_shape)
+        terms = ctx.reference.vjp(spec, wrt, expanded, g, params, "float64").values.astype(np.float64)
+        axes = tuple(i for i in range(len(full_shape)) if i != spec.doc.inputs[wrt].channel_axis)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.abs(terms).sum(axis=axes) / np.abs(terms.sum(axis=axes))
+    if spec.gradient_condition is None:
+        return None
+    return ctx.reference.condition(spec, "gradient", inputs, params, cotangent=g, dtype=dtype)
+
+
+def _expand(spec: Spec, name: str, a: np.ndarray, full_shape: tuple) -> np.ndarray:
+    shape = [1] * len(full_shape)
+    shape[spec.doc.inputs[name].channel_axis] = a.size
+    return np.broadcast_to(np.asarray(a).reshape(shape), full_shape).copy()
+
+
+def _fixed_point(ctx: Context, case: Case, inputs: dict[str, np.ndarray], what: str, extra: str = "",
+                 subnormals: str = "exclude") -> None:
+    spec, dtype = case.spec, case.dtype
+    budget = spec.doc.tolerance.for_dtype(dtype).ulp
+    got = backend_value(ctx, spec, inputs, case.params, dtype)
+    ref = ctx.reference.value(spec, inputs, case.params, dtype)
+    cond = ctx.reference.condition(spec, "value", inputs, case.params, dtype=dtype) if spec.condition is not None else None
+    m = _measure(got, ref, dtype, budget, cond, case, list(inputs.values()), subnormals)
+    if not m.any_certain:
+        if subnormals == "only":
+            pytest.skip("no input here gives a subnormal input or result")
+        if not (~m.certain & ~ctx.reference.value(spec, inputs, case.params, dtype).uncertain).any():
+            pytest.skip("reference uncertain for every input of this example")
+        return          # every element is subnormal: measured by the subnormal check
+    ctx.results.setdefault(case.id, Worst()).update(m, inputs, case.params)
+    if not m.ok:
+        raise failure(ctx, case, m, inputs, case.params, what, budget, extra)
+
+
+def check_stability(ctx: Context, case: Case) -> None:
+    inputs = fixed_inputs(case.spec, np.asarray(case.inputs), case.dtype)
+    _fixed_point(ctx, case, inputs, "a stability input named in the spec", case.extra)
+
+
+def extreme_points(spec: Spec, dtype: str, params: dict[str, Any]) -> np.ndarray:
+    d = info(dtype)
+    big = float(S.cast([2.0 ** d.emax * (2 - 2.0 ** (1 - d.precision))], dtype)[0])
+    sub = 2.0 ** d.min_subnormal_exp
+    tiny = 2.0 ** d.emin
+    eps = 2.0 ** (1 - d.precision)
+    base = [0.0, sub, 2 * sub, tiny / 2, tiny, eps, 1 - eps / 2, 1.0, 2.0, 10.0, 30.0, big ** 0.5, big / 2, big,
+            math.log(big), math.log(tiny), -math.log(tiny), -math.log(sub)]
+    pts = set()
+    for v in base:
+        for s in (1.0, -1.0):
+            pts.add(S.representable(s * v, dtype))
+    for a in S.anchors(spec, spec.tensor_inputs[0], params):
+        for k in (-2, -1, 1, 2):
+            pts.add(S.nudge(a, k, dtype))
+    domain = spec.domain(spec.tensor_inputs[0])
+    return S.cast(sorted(p for p in pts if math.isfinite(p) and p in domain), dtype).astype(np.float64)
+
+
+def _extreme_inputs(spec: Spec, dtype: str) -> dict[str, np.ndarray]:
+    params = spec.default_params()
+    pts = extreme_points(spec, dtype, params)
+    if spec.shape == "elementwise":
+        x = shape_point(spec, pts)
+    else:
+        group = int(params[spec.doc.group_param]) if spec.shape == "grouped" else 1
+        chosen = [p for p in pts if abs(p) > 1 or p == 0][:12]
+        pairs = [[a, b] for a in chosen for b in chosen]
+        x = np.asarray([(row * group)[: 2 * group] if group > 1 else row + [0.0] for row in pairs])
+    return fixed_inputs(spec, x, dtype)
+
+
+def check_subnormal(ctx: Context, case: Case) -> None:
+    spec, dtype = case.spec, case.dtype
+    case = Case(spec, dtype, case.check, case.label, params=spec.default_params())
+    _fixed_point(ctx, case, _extreme_inputs(spec, dtype), "gradual underflow: subnormal inputs and results",
+                 "IEEE 754 gradual underflow; a backend that flushes subnormals to zero fails here", subnormals="only")
+
+
+def check_extremes(ctx: Context, case: Case) -> None:
+    spec, dtype = case.spec, case.dtype
+    inputs = _extreme_inputs(spec, dtype)
+    case = Case(spec, dtype, case.check, case.label, params=spec.default_params())
+    _fixed_point(ctx, case, inputs, "generated extremes of the dtype and points either side of each kink")
+
+
+def check_special(ctx: Context, case: Case) -> None:
+    spec, dtype = case.spec, case.dtype
+    inputs = fixed_inputs(spec, np.asarray(case.inputs), dtype)
+    ref = ctx.reference.value(spec, inputs, case.params, dtype)
+    if ref.any_uncertain:
+        pytest.skip("the spec declares no value here (no limit or convention): reference uncertain")
+    _fixed_point(ctx, case, inputs, "special values: NaN propagates, limits at +-inf, masked rows")
+    x = np.asarray(inputs[spec.tensor_inputs[0]], dtype=np.float64)
+    if spec.doc.zero_sign == "preserve" and x.size == 1 and x.ravel()[0] == 0 and np.signbit(x.ravel()[0]):
+        got = backend_value(ctx, spec, inputs, case.params, dtype).astype(np.float64).ravel()[0]
+        if got == 0 and not np.signbit(got):
+            raise CheckFailure(f"{case.id}: got +0.0 for input -0.0; the spec's zero_sign is 'preserve' "
+                               f"(an odd function keeps the sign of zero)\n  repro: "
+                               f"{ctx.adapter.repro(spec.name, inputs, case.params, dtype)}")
+
+
+def check_dtype(ctx: Context, case: Case) -> None:
+    spec, dtype = case.spec, case.dtype
+    params = spec.default_params()
+    if spec.shape == "elementwise":
+        lo, hi = S.finite_bounds(spec.domain(spec.tensor_inputs[0]), dtype)
+        x = shape_point(spec, np.linspace(max(lo, -2.0), min(hi, 2.0), 6))
+    else:
+        x = np.linspace(-2, 2, 12).reshape(3, 4)
+    inputs = fixed_inputs(spec, x, dtype)
+    got = backend_value(ctx, spec, inputs, params, dtype)
+    expected_shape = ctx.reference.value(spec, inputs, params, dtype).values.shape
+    want = info(dtype).np_dtype
+    problems = []
+    if got.dtype != want:
+        problems.append(f"output dtype {got.dtype} for {dtype} input")
+    if got.shape != expected_shape:
+        problems.append(f"output shape {got.shape}, expected {expected_shape}")
+    if problems:
+        raise CheckFailure(f"{case.id}: " + "; ".join(problems) + f"\n  repro: {ctx.adapter.repro(spec.name, inputs, params, dtype)}")
+
+
+def check_properties(ctx: Context, case: Case) -> None:
+    spec, dtype, prop = case.spec, case.dtype, case.extra
+    props = spec.doc.properties
+    budget = spec.doc.tolerance.for_dtype(dtype).ulp
+
+    def body(example: tuple) -> None:
+        params, inputs = example
+        first = spec.tensor_inputs[0]
+        if spec.shape == "elementwise":
+            # subnormal inputs belong to the subnormal check (a flushing backend fails there, once)
+            kept = S.cast([v for v in inputs[first].astype(np.float64).ravel() if not S.is_subnormal(v, dtype)] or [1.0], dtype)
+            inputs = {**inputs, first: kept}
+        x = inputs[first]
+        got = backend_value(ctx, spec, inputs, params, dtype).astype(np.float64)
+        repro = ctx.adapter.repro(spec.name, inputs, params, dtype)
+        if prop == "range":
+            from nnconform.spec.schema import parse_interval
+            rng = parse_interval(props.range)
+            bad = [v for v in got.ravel() if not (v in rng)]
+            if bad:
+                raise CheckFailure(f"{case.id}: output {short(bad[0])} outside the range {props.range}\n  repro: {repro}")
+        elif prop == "monotone":
+            order = np.argsort(x.astype(np.float64).ravel(), kind="stable")
+            ys = got.ravel()[order]
+            xs = x.astype(np.float64).ravel()[order]
+            distinct = np.diff(xs) > 0
+            decreasing = (ys[1:] < ys[:-1]) | np.isnan(ys[1:]) | np.isnan(ys[:-1])   # inf, inf is not a decrease
+            bad = np.nonzero(decreasing & distinct)[0]
+            if bad.size:
+                i = bad[0]
+                raise CheckFailure(f"{case.id}: f({short(xs[i])}) = {short(ys[i])} > f({short(xs[i + 1])}) = "
+                                   f"{short(ys[i + 1])}: not {props.monotone}\n  repro: {repro}")
+        elif prop == "symmetry":
+            # f(-x) + s f(x) = c, measured against the size of the terms: 1 - sigmoid(40) cancels,
+            # so a ULP of the tiny f(-x) would accuse a correct backend.
+            mirrored = backend_value(ctx, spec, {spec.tensor_inputs[0]: -x}, params, dtype).astype(np.float64)
+            sym = props.symmetry
+            sign, c = {"odd": (1.0, 0.0), "even": (-1.0, 0.0)}.get(sym.kind, (1.0, sym.value))
+            with np.errstate(over="ignore", invalid="ignore"):
+                residual = np.abs(mirrored + sign * got - c)
+                scale = np.maximum(np.maximum(np.abs(mirrored), np.abs(got)), abs(c))
+                spacing = np.spacing(S.cast(scale, dtype)).astype(np.float64)
+            bad = np.nonzero(~(residual <= (2 * budget + 1) * spacing))[0]
+            if bad.size:
+                i = bad[0]
+                raise CheckFailure(f"{case.id}: f(-x) = {short(mirrored.ravel()[i])} and f(x) = {short(got.ravel()[i])} "
+                                   f"at x = {short(float(x.ravel()[i]))} break the {sym.kind} symmetry by "
+                                   f"{residual.ravel()[i]:.3g}\n  repro: {repro}")
+        elif prop == "rows_sum_to":
+            sums = got.sum(axis=-1)
+            n = got.shape[-1]
+            eps = 2.0 ** (1 - info(dtype).precision)
+            bad = np.nonzero(np.abs(sums - props.rows_sum_to) > budget * n * eps)[0]
+            if bad.size:
+                raise CheckFailure(f"{case.id}: a row sums to {sums[bad[0]]!r}, not {props.rows_sum_to} "
+                                   f"(allowed {budget} x {n} x eps)\n  repro: {repro}")
+    run_search(ctx, case, with_params(spec, dtype, lambda p: input_strategy(spec, dtype, p)), body)
+
+
+def check_kink(ctx: Context, case: Case) -> None:
+    spec, dtype = case.spec, case.dtype
+    budget = spec.doc.tolerance.for_dtype(dtype).gradient_ulp
+    inputs = fixed_inputs(spec, np.asarray(case.inputs), dtype)
+    g = S.cast(np.ones(np.asarray(case.inputs).shape), dtype)
+    got = backend_vjp(ctx, spec, case.wrt, inputs, g, case.params, dtype)
+    ref = ctx.reference.vjp(spec, case.wrt, inputs, g, case.params, dtype)
+    m = _measure(got, ref, dtype, budget, None, case)
+    needs_certain(m)
+    if not m.ok:
+        raise failure(ctx, case, m, inputs, case.params, "convention difference: the derivative at a kink", budget,
+                      f"the spec's convention: {case.extra}")
+
+
+def check_defaults(ctx: Context, case: Case) -> None:
+    nd = case.extra
+    spec = case.spec
+    try:
+        native = nd.value()
+    except Exception as exc:   # noqa: BLE001
+        raise CheckFailure(f"{case.id}: could not read the default: {type(exc).__name__}: {exc}") from exc
+    canonical = nd.canonical
+    if canonical is None:
+        canonical = spec.defaults.get(nd.spec_name)
+    if native is REQUIRED:
+        return     # the API makes the caller choose: no silent default to differ
+    same = _same(native, canonical)
+    if not same:
+        where = "parameter" if nd.spec_name in spec.doc.params else "convention"
+        note = f" ({nd.note})" if nd.note else ""
+        raise CheckFailure(f"{case.id}: {ctx.adapter.op(spec.name).api} defaults {nd.framework_name}={native!r}{note}; "
+                           f"the canonical {where} {nd.spec_name} is {canonical!r}. A model ported without passing "
+                           f"{nd.framework_name} explicitly computes something else.")
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return float(a) == float(b)
+    except (TypeError, ValueError):
+        return str(a).lower() == str(b).lower()
+
+
+def check_statistics(ctx: Context, case: Case) -> None:
+    spec, dtype = case.spec, case.dtype
+    p = 0.3
+    params = {**spec.default_params(), "p": p}
+    n = 4096
+    rng = np.random.default_rng(ctx.case_seed(case))
+    x = S.cast(rng.uniform(0.5, 2.0, n), dtype)
+    got = backend_value(ctx, spec, {"x": x}, params, dtype).astype(np.float64)
+    zeros = float((got == 0).mean())
+    sigma = math.sqrt(p * (1 - p) / n)
+    if abs(zeros - p) > 5 * sigma:
+        raise CheckFailure(f"{case.id}: {zeros:.4f} of {n} entries are zero with p={p}; expected {p} +- {5 * sigma:.4f} (5 sigma)")
+    kept = got != 0
+    ref = ctx.reference.value(spec, {"x": x[kept]}, params, dtype)
+    budget = spec.doc.tolerance.for_dtype(dtype).ulp
+    m = _measure(S.cast(got[kept], dtype), ref, dtype, budget, None, case)
+    ctx.results.setdefault(case.id, Worst()).update(m, {"x": x[kept]}, params)
+    if not m.ok:
+        raise failure(ctx, case, m, {"x": x[kept]}, params, "kept entries must be x / (1 - p)", budget)
+    try:
+        same = backend_value(ctx, spec, {"x": x}, {**params, "training": False}, dtype)
+    except pytest.skip.Exception:
+        return
+    if not np.array_equal(same.astype(np.float64), x.astype(np.float64)):
+        raise CheckFailure(f"{case.id}: in evaluation mode (training=False) dropout changed its input")
+
+
+RUNNERS: dict[str, Callable[[Context, Case], None]] = {
+    "value": check_value, "gradient": check_gradient, "subnormal": check_subnormal, "stability": check_stability, "extremes": check_extremes,
+    "special": check_special, "dtype": check_dtype, "properties": check_properties, "kink": check_kink,
+    "defaults": check_defaults, "statistics": check_statistics,
+}
+
+
+def run(ctx: Context, case: Case) -> None:
+    if case.skip:
+        pytest.skip(case.skip)
+    RUNNERS[case.check](ctx, case)

@@ -1,0 +1,88 @@
+"""Machine-readable records of a run, and a Markdown summary of them.
+
+One record per check; the schema is versioned so that later tools (merge,
+HTML reports) can refuse records they do not understand.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+SCHEMA_VERSION = 1
+STATUSES = ("pass", "fail", "known discrepancy", "fixed upstream", "not provided", "reference uncertain", "skipped")
+
+
+def run_header(adapter: Any, dtypes: list[str]) -> dict[str, Any]:
+    return {"schema_version": SCHEMA_VERSION, "backend": adapter.name, "version": adapter.version,
+            "device": adapter.device, "dtypes": dtypes, "environment": adapter.environment(),
+            "machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
+                        "system": platform.platform()}}
+
+
+def write(directory: Path, header: dict[str, Any], records: list[dict[str, Any]]) -> tuple[Path, Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    ordered = sorted(records, key=lambda r: (r["function"], r["dtype"] or "", r["check"], r["id"]))
+    name = f"{header['backend']}-{header['device']}"
+    data_path = directory / f"{name}.json"
+    data_path.write_text(json.dumps({**header, "records": ordered}, indent=1, sort_keys=True, default=str) + "\n")
+    md_path = directory / f"{name}.md"
+    md_path.write_text(markdown(header, ordered))
+    return data_path, md_path
+
+
+CELL = {"pass": "ok", "fail": "FAIL", "known discrepancy": "known", "fixed upstream": "XPASS",
+        "not provided": "-", "reference uncertain": "?", "skipped": "skip"}
+RANK = {s: i for i, s in enumerate(("fail", "fixed upstream", "known discrepancy", "reference uncertain", "pass",
+                                    "skipped", "not provided"))}
+
+
+def markdown(header: dict[str, Any], records: list[dict[str, Any]]) -> str:
+    dtypes = header["dtypes"]
+    lines = [f"# nnconform report: {header['backend']} {header['version']} ({header['device']})", ""]
+    env = ", ".join(f"{k}={v}" for k, v in sorted(header["environment"].items()))
+    lines += [f"Environment: {env}" if env else "", ""]
+    counts: dict[str, int] = defaultdict(int)
+    for r in records:
+        counts[r["status"]] += 1
+    lines.append("Checks: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s]))
+    lines += ["", "## Functions by dtype", "",
+              "Each cell: the worst status of the function's checks in that dtype, and the largest error "
+              "measured against the exact value (ULP of the dtype).", ""]
+    lines.append("| function | " + " | ".join(dtypes) + " |")
+    lines.append("|---|" + "---|" * len(dtypes))
+    by_fn: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for r in records:
+        by_fn[r["function"]][r["dtype"] or "*"].append(r)
+    for fn in sorted(by_fn):
+        cells = []
+        for d in dtypes:
+            rs = by_fn[fn].get(d, []) + by_fn[fn].get("*", [])
+            if not rs:
+                cells.append(" ")
+                continue
+            worst = min(rs, key=lambda r: RANK[r["status"]])
+            ulp = max((r["max_ulp"] for r in rs if r.get("max_ulp") is not None), default=None)
+            cells.append(CELL[worst["status"]] + (f" {_ulp(ulp)}" if ulp else ""))
+        lines.append(f"| {fn} | " + " | ".join(cells) + " |")
+    findings = [r for r in records if r["status"] in ("fail", "known discrepancy", "fixed upstream")]
+    if findings:
+        lines += ["", "## Findings", ""]
+        for r in findings:
+            lines.append(f"- **{r['id']}** ({r['status']}): {r.get('reason') or r.get('message', '').splitlines()[0]}")
+    defaults = [r for r in records if r["check"] == "defaults"]
+    if defaults:
+        lines += ["", "## Native defaults", "", "| function | parameter | status | detail |", "|---|---|---|---|"]
+        for r in defaults:
+            detail = (r.get("message") or "").splitlines()[0] if r["status"] != "pass" else "same as canonical"
+            lines.append(f"| {r['function']} | {r['id'].split(' ', 2)[-1]} | {r['status']} | {detail} |")
+    return "\n".join(lines) + "\n"
+
+
+def _ulp(u: float) -> str:
+    if u == float("inf"):
+        return "(NaN/inf)"
+    return f"{u:,.0f} ULP" if u >= 10 else f"{u:.2g} ULP"
