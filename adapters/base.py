@@ -61,6 +61,11 @@ def signature_default(fn: Callable[..., Any], name: str) -> Callable[[], Any]:
     return read
 
 
+def native_default(fn: Callable[..., Any], name: str, spec_name: str | None = None, **kw: Any) -> NativeDefault:
+    """The default of `fn`'s parameter `name`, standing for the spec's `spec_name` (the same name if omitted)."""
+    return NativeDefault(name, spec_name or name, signature_default(fn, name), **kw)
+
+
 @dataclass(frozen=True)
 class Op:
     """One spec function in one backend.

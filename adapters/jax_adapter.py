@@ -12,14 +12,10 @@ jax.config.update("jax_enable_x64", True)   # without it, float64 arrays silentl
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
-from .base import Adapter, Missing, NativeDefault, Op, signature_default  # noqa: E402
+from .base import Adapter, Missing, Op, native_default  # noqa: E402
 
 DTYPES = {"float64": jnp.float64, "float32": jnp.float32, "float16": jnp.float16, "bfloat16": jnp.bfloat16}
 nn = jax.nn
-
-
-def _default(fn: Callable[..., Any], name: str, spec_name: str | None = None, **kw: Any) -> NativeDefault:
-    return NativeDefault(name, spec_name or name, signature_default(fn, name), **kw)
 
 
 OPS: dict[str, Op | Missing] = {
@@ -29,14 +25,14 @@ OPS: dict[str, Op | Missing] = {
     "relu": Op(lambda x: nn.relu(x), "jax.nn.relu", "jax.nn.relu({x})"),
     "relu6": Op(lambda x: nn.relu6(x), "jax.nn.relu6", "jax.nn.relu6({x})"),
     "leaky_relu": Op(lambda x, negative_slope: nn.leaky_relu(x, negative_slope), "jax.nn.leaky_relu",
-                     "jax.nn.leaky_relu({x}, {negative_slope})", native=(_default(nn.leaky_relu, "negative_slope"),)),
-    "elu": Op(lambda x, alpha: nn.elu(x, alpha), "jax.nn.elu", "jax.nn.elu({x}, {alpha})", native=(_default(nn.elu, "alpha"),)),
+                     "jax.nn.leaky_relu({x}, {negative_slope})", native=(native_default(nn.leaky_relu, "negative_slope"),)),
+    "elu": Op(lambda x, alpha: nn.elu(x, alpha), "jax.nn.elu", "jax.nn.elu({x}, {alpha})", native=(native_default(nn.elu, "alpha"),)),
     "selu": Op(lambda x: nn.selu(x), "jax.nn.selu", "jax.nn.selu({x})",
                fixed={"alpha": 1.6732632423543772848170429916717, "scale": 1.0507009873554804934193349852946}),
-    "celu": Op(lambda x, alpha: nn.celu(x, alpha), "jax.nn.celu", "jax.nn.celu({x}, {alpha})", native=(_default(nn.celu, "alpha"),)),
+    "celu": Op(lambda x, alpha: nn.celu(x, alpha), "jax.nn.celu", "jax.nn.celu({x}, {alpha})", native=(native_default(nn.celu, "alpha"),)),
     "prelu": Missing("jax.nn has no prelu (Flax and Haiku provide it as a layer)"),
     "gelu": Op(lambda x: nn.gelu(x, approximate=False), "jax.nn.gelu", "jax.nn.gelu({x}, approximate=False)",
-               native=(_default(nn.gelu, "approximate", "approximation", canonical=False,
+               native=(native_default(nn.gelu, "approximate", "approximation", canonical=False,
                                 note="jax.nn.gelu defaults to the tanh approximation"),)),
     "gelu_tanh": Op(lambda x: nn.gelu(x, approximate=True), "jax.nn.gelu", "jax.nn.gelu({x}, approximate=True)"),
     "silu": Op(lambda x: nn.silu(x), "jax.nn.silu", "jax.nn.silu({x})", fixed={"beta": 1.0}),
@@ -48,12 +44,12 @@ OPS: dict[str, Op | Missing] = {
     "hardsigmoid": Op(lambda x: nn.hard_sigmoid(x), "jax.nn.hard_sigmoid", "jax.nn.hard_sigmoid({x})"),
     "hardswish": Op(lambda x: nn.hard_swish(x), "jax.nn.hard_swish", "jax.nn.hard_swish({x})"),
     "softmax": Op(lambda x, axis: nn.softmax(x, axis=axis), "jax.nn.softmax", "jax.nn.softmax({x}, axis={axis})",
-                  native=(_default(nn.softmax, "axis"),)),
+                  native=(native_default(nn.softmax, "axis"),)),
     "log_softmax": Op(lambda x, axis: nn.log_softmax(x, axis=axis), "jax.nn.log_softmax",
-                      "jax.nn.log_softmax({x}, axis={axis})", native=(_default(nn.log_softmax, "axis"),)),
+                      "jax.nn.log_softmax({x}, axis={axis})", native=(native_default(nn.log_softmax, "axis"),)),
     "logsumexp": Op(lambda x, axis: nn.logsumexp(x, axis=axis, keepdims=True), "jax.nn.logsumexp",
                     "jax.nn.logsumexp({x}, axis={axis}, keepdims=True)",
-                    native=(_default(nn.logsumexp, "axis", note="axis=None reduces over the whole array"),)),
+                    native=(native_default(nn.logsumexp, "axis", note="axis=None reduces over the whole array"),)),
     "maxout": Missing("jax.nn has no maxout (it is a reshape and max that each model writes itself)"),
     "dropout": Missing("jax.nn has no dropout (Flax's nn.Dropout and optax-based code provide it)"),
 }

@@ -14,17 +14,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")   # keep the run's output rea
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from .base import Adapter, Missing, NativeDefault, Op, signature_default  # noqa: E402
+from .base import Adapter, Missing, NativeDefault, Op, native_default  # noqa: E402
 
 DTYPES = {"float64": tf.float64, "float32": tf.float32, "float16": tf.float16, "bfloat16": tf.bfloat16}
 
 
-def _default(fn: Callable[..., Any], name: str, spec_name: str | None = None, **kw: Any) -> NativeDefault:
-    return NativeDefault(name, spec_name or name, signature_default(fn, name), **kw)
-
-
 def _axis(fn: Callable[..., Any]) -> NativeDefault:
-    return _default(fn, "axis", interpret={None: -1}, note="documented: axis=None means the last axis")
+    return native_default(fn, "axis", interpret={None: -1}, note="documented: axis=None means the last axis")
 
 
 OPS: dict[str, Op | Missing] = {
@@ -35,17 +31,17 @@ OPS: dict[str, Op | Missing] = {
     "relu6": Op(lambda x: tf.nn.relu6(x), "tf.nn.relu6", "tf.nn.relu6({x})"),
     "leaky_relu": Op(lambda x, negative_slope: tf.nn.leaky_relu(x, alpha=negative_slope), "tf.nn.leaky_relu",
                      "tf.nn.leaky_relu({x}, alpha={negative_slope})",
-                     native=(_default(tf.nn.leaky_relu, "alpha", "negative_slope"),)),
+                     native=(native_default(tf.nn.leaky_relu, "alpha", "negative_slope"),)),
     "elu": Op(lambda x: tf.nn.elu(x), "tf.nn.elu", "tf.nn.elu({x})", fixed={"alpha": 1.0}),
     "selu": Op(lambda x: tf.nn.selu(x), "tf.nn.selu", "tf.nn.selu({x})",
                fixed={"alpha": 1.6732632423543772848170429916717, "scale": 1.0507009873554804934193349852946}),
     "celu": Missing("tf.nn has no celu (Keras 3 provides keras.activations.celu)"),
     "prelu": Missing("tf.nn has no prelu (Keras provides it as the PReLU layer)"),
     "gelu": Op(lambda x: tf.nn.gelu(x, approximate=False), "tf.nn.gelu", "tf.nn.gelu({x}, approximate=False)",
-               native=(_default(tf.nn.gelu, "approximate", "approximation", canonical=False),)),
+               native=(native_default(tf.nn.gelu, "approximate", "approximation", canonical=False),)),
     "gelu_tanh": Op(lambda x: tf.nn.gelu(x, approximate=True), "tf.nn.gelu", "tf.nn.gelu({x}, approximate=True)"),
     "silu": Op(lambda x, beta: tf.nn.silu(x, beta=beta), "tf.nn.silu", "tf.nn.silu({x}, beta={beta})",
-               native=(_default(tf.nn.silu, "beta"),)),
+               native=(native_default(tf.nn.silu, "beta"),)),
     "mish": Missing("tf.nn has no mish (TensorFlow Addons, now unmaintained, had tfa.activations.mish)"),
     "softplus": Op(lambda x: tf.math.softplus(x), "tf.math.softplus", "tf.math.softplus({x})", fixed={"beta": 1.0}),
     "softsign": Op(lambda x: tf.nn.softsign(x), "tf.nn.softsign", "tf.nn.softsign({x})"),
@@ -59,10 +55,10 @@ OPS: dict[str, Op | Missing] = {
                       "tf.nn.log_softmax({x}, axis={axis})", native=(_axis(tf.nn.log_softmax),)),
     "logsumexp": Op(lambda x, axis: tf.math.reduce_logsumexp(x, axis=axis, keepdims=True), "tf.math.reduce_logsumexp",
                     "tf.math.reduce_logsumexp({x}, axis={axis}, keepdims=True)",
-                    native=(_default(tf.math.reduce_logsumexp, "axis", note="axis=None reduces over the whole tensor"),)),
+                    native=(native_default(tf.math.reduce_logsumexp, "axis", note="axis=None reduces over the whole tensor"),)),
     "maxout": Missing("tf.nn has no maxout (TensorFlow Addons had tfa.layers.Maxout)"),
     "dropout": Op(lambda x, p, training=True: tf.nn.dropout(x, rate=p, seed=0) if training else x, "tf.nn.dropout",
-                  "tf.nn.dropout({x}, rate={p})", native=(_default(tf.nn.dropout, "rate", "p"),), differentiable=False,
+                  "tf.nn.dropout({x}, rate={p})", native=(native_default(tf.nn.dropout, "rate", "p"),), differentiable=False,
                   why="the gradient of dropout depends on the random mask; checked through the kept values"),
 }
 

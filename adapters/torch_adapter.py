@@ -9,17 +9,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import Adapter, Missing, NativeDefault, Op, signature_default
+from .base import Adapter, Missing, NativeDefault, Op, native_default
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
 
-def _default(fn: Callable[..., Any], name: str, spec_name: str | None = None, **kw: Any) -> NativeDefault:
-    return NativeDefault(name, spec_name or name, signature_default(fn, name), **kw)
-
-
 def _dim(fn: Callable[..., Any]) -> NativeDefault:
-    return _default(fn, "dim", "axis", note="dim=None picks an axis from the number of dimensions, with a deprecation warning")
+    return native_default(fn, "dim", "axis", note="dim=None picks an axis from the number of dimensions, with a deprecation warning")
 
 
 OPS: dict[str, Op | Missing] = {
@@ -30,18 +26,18 @@ OPS: dict[str, Op | Missing] = {
     "relu6": Op(lambda x: F.relu6(x), "torch.nn.functional.relu6", "torch.nn.functional.relu6({x})"),
     "leaky_relu": Op(lambda x, negative_slope: F.leaky_relu(x, negative_slope), "torch.nn.functional.leaky_relu",
                      "torch.nn.functional.leaky_relu({x}, {negative_slope})",
-                     native=(_default(F.leaky_relu, "negative_slope"),)),
+                     native=(native_default(F.leaky_relu, "negative_slope"),)),
     "elu": Op(lambda x, alpha: F.elu(x, alpha), "torch.nn.functional.elu", "torch.nn.functional.elu({x}, {alpha})",
-              native=(_default(F.elu, "alpha"),)),
+              native=(native_default(F.elu, "alpha"),)),
     "selu": Op(lambda x: F.selu(x), "torch.nn.functional.selu", "torch.nn.functional.selu({x})",
                fixed={"alpha": 1.6732632423543772848170429916717, "scale": 1.0507009873554804934193349852946}),
     "celu": Op(lambda x, alpha: F.celu(x, alpha), "torch.nn.functional.celu", "torch.nn.functional.celu({x}, {alpha})",
-               native=(_default(F.celu, "alpha"),)),
+               native=(native_default(F.celu, "alpha"),)),
     "prelu": Op(lambda x, weight: F.prelu(x, weight), "torch.nn.functional.prelu",
                 "torch.nn.functional.prelu({x}, {weight})"),
     "gelu": Op(lambda x: F.gelu(x, approximate="none"), "torch.nn.functional.gelu",
                "torch.nn.functional.gelu({x}, approximate='none')",
-               native=(_default(torch.nn.GELU.__init__, "approximate", "approximation", canonical="none"),)),
+               native=(native_default(torch.nn.GELU.__init__, "approximate", "approximation", canonical="none"),)),
     "gelu_tanh": Op(lambda x: F.gelu(x, approximate="tanh"), "torch.nn.functional.gelu",
                     "torch.nn.functional.gelu({x}, approximate='tanh')"),
     "silu": Op(lambda x: F.silu(x), "torch.nn.functional.silu", "torch.nn.functional.silu({x})", fixed={"beta": 1.0}),
@@ -50,13 +46,13 @@ OPS: dict[str, Op | Missing] = {
     # public API offers no way to turn it off (threshold=inf overflows exp for large x).
     "softplus": Op(lambda x, beta: F.softplus(x, beta=beta), "torch.nn.functional.softplus",
                    "torch.nn.functional.softplus({x}, beta={beta})",
-                   native=(_default(torch.nn.Softplus.__init__, "beta"),
-                           _default(torch.nn.Softplus.__init__, "threshold", "threshold", canonical="none",
+                   native=(native_default(torch.nn.Softplus.__init__, "beta"),
+                           native_default(torch.nn.Softplus.__init__, "threshold", "threshold", canonical="none",
                                     note="returns x where beta*x > threshold"))),
     "softsign": Op(lambda x: F.softsign(x), "torch.nn.functional.softsign", "torch.nn.functional.softsign({x})"),
     "hardtanh": Op(lambda x, min_val, max_val: F.hardtanh(x, min_val, max_val), "torch.nn.functional.hardtanh",
                    "torch.nn.functional.hardtanh({x}, {min_val}, {max_val})",
-                   native=(_default(F.hardtanh, "min_val"), _default(F.hardtanh, "max_val"))),
+                   native=(native_default(F.hardtanh, "min_val"), native_default(F.hardtanh, "max_val"))),
     "hardsigmoid": Op(lambda x: F.hardsigmoid(x), "torch.nn.functional.hardsigmoid", "torch.nn.functional.hardsigmoid({x})"),
     "hardswish": Op(lambda x: F.hardswish(x), "torch.nn.functional.hardswish", "torch.nn.functional.hardswish({x})"),
     "softmax": Op(lambda x, axis: F.softmax(x, dim=axis), "torch.nn.functional.softmax",
@@ -67,7 +63,7 @@ OPS: dict[str, Op | Missing] = {
                     "torch.logsumexp({x}, dim={axis}, keepdim=True)"),
     "maxout": Missing("torch.nn.functional has no maxout (it is a reshape and amax that each model writes itself)"),
     "dropout": Op(lambda x, p, training=True: F.dropout(x, p, training=training), "torch.nn.functional.dropout",
-                  "torch.nn.functional.dropout({x}, {p})", native=(_default(F.dropout, "p"),), differentiable=False,
+                  "torch.nn.functional.dropout({x}, {p})", native=(native_default(F.dropout, "p"),), differentiable=False,
                   why="the gradient of dropout depends on the random mask; checked through the kept values"),
 }
 

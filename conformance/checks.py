@@ -402,8 +402,8 @@ def check_properties(ctx: Context, case: Case) -> None:
             bad = np.nonzero(decreasing & distinct)[0]
             if bad.size:
                 i = bad[0]
-                raise CheckFailure(f"{case.id}: f({short(xs[i])}) = {short(ys[i])} > f({short(xs[i + 1])}) = "
-                                   f"{short(ys[i + 1])}: not {props.monotone}\n  repro: {repro}")
+                raise CheckFailure(f"{case.id}: not {props.monotone}: f({fmt(xs[i])}) = {fmt(ys[i])} > "
+                                   f"f({fmt(xs[i + 1])}) = {fmt(ys[i + 1])}\n  repro: {repro}")
         elif prop == "symmetry":
             # f(-x) + s f(x) = c, measured against the size of the terms: 1 - sigmoid(40) cancels,
             # so a ULP of the tiny f(-x) would accuse a correct backend.

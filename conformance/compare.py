@@ -114,7 +114,8 @@ def measure(got: Any, ref: RefResult, dtype: str, budget: float, condition: np.n
     wrong_special = (np.isnan(g64) != np.isnan(e64)) | ((np.isinf(g64) | np.isinf(e64)) & ~same_inf & ~both_nan)
     ulp = np.where(both_nan | same_inf, 0.0, np.where(wrong_special, np.inf, ulp))
     cond = np.ones(expected.shape) if condition is None else np.maximum(1.0, np.nan_to_num(condition, nan=np.inf))
-    allowed = budget * cond
+    with np.errstate(over="ignore"):
+        allowed = budget * cond
     certain = ~ref.uncertain
     if inputs is not None:
         sub = subnormal_mask(e, inputs, dtype)

@@ -29,6 +29,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--conformance-profile", default="ci", choices=sorted(PROFILES),
                 help="ci: few examples, fixed seeds (same verdicts every run); thorough: many more examples")
     g.addoption("--conformance-seed", type=int, default=0, help="mixed into every check's fixed seed")
+    g.addoption("--known", default=None, metavar="PATH",
+                help="known-discrepancy list to apply (default: the one shipped for the backend)")
 
 
 def _split(text: str) -> list[str]:
@@ -66,8 +68,13 @@ def _state(config: pytest.Config) -> dict[str, Any]:
     if profile == "thorough":
         from hypothesis import Phase
         ctx.phases = tuple(Phase)
+    from nnconform.spec import SpecError
+    try:
+        entries = known.load(backend, Path(config.getoption("known")) if config.getoption("known") else None)
+    except SpecError as exc:
+        raise pytest.UsageError(str(exc)) from None
     state = {"adapter": adapter, "ctx": ctx, "dtypes": dtypes, "checks": checks, "records": [],
-             "known": known.load(backend), "matched": set(), "profile": profile}
+             "known": entries, "matched": set(), "profile": profile}
     config.stash[KEY_STATE] = state
     return state
 
@@ -141,7 +148,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     status = _status(report)
     worst = s["ctx"].results.get(case.id)
     message = ""
-    if report.failed or hasattr(report, "wasxfail"):
+    if status == "fixed upstream":
+        message = f"passed, but listed as a known discrepancy: {getattr(report, 'wasxfail', '') or report.longrepr}"
+    elif report.failed or hasattr(report, "wasxfail"):
         message = str(call.excinfo.value) if call.excinfo else ""
     elif report.skipped and isinstance(report.longrepr, tuple):
         message = str(report.longrepr[2]).removeprefix("Skipped: ")
@@ -149,6 +158,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
         "id": case.id, "function": case.function, "dtype": case.dtype, "check": case.check,
         "params": {k: v for k, v in case.params.items()}, "status": status,
         "max_ulp": worst.max_ulp if worst else None, "max_relative": worst.max_relative if worst else None,
+        "budget_ulp": _budget(case),
         "worst": _hexed(worst.detail) if worst and worst.detail else None,
         "reason": getattr(report, "wasxfail", "") or "", "message": message,
     })
@@ -167,6 +177,14 @@ def _status(report: pytest.TestReport) -> str:
     if "reference uncertain" in reason:
         return "reference uncertain"
     return "skipped"
+
+
+def _budget(case: Any) -> float | None:
+    """The spec's ULP budget for this check (before any condition number)."""
+    if not case.dtype:
+        return None
+    tol = case.spec.doc.tolerance.for_dtype(case.dtype)
+    return tol.gradient_ulp if case.check in ("gradient", "kink") else tol.ulp
 
 
 def _hexed(detail: dict[str, Any]) -> dict[str, Any]:

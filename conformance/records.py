@@ -36,7 +36,7 @@ def write(directory: Path, header: dict[str, Any], records: list[dict[str, Any]]
 
 CELL = {"pass": "ok", "fail": "FAIL", "known discrepancy": "known", "fixed upstream": "XPASS",
         "not provided": "-", "reference uncertain": "?", "skipped": "skip"}
-RANK = {s: i for i, s in enumerate(("fail", "fixed upstream", "known discrepancy", "reference uncertain", "pass",
+RANK = {s: i for i, s in enumerate(("fail", "fixed upstream", "known discrepancy", "pass", "reference uncertain",
                                     "skipped", "not provided"))}
 
 
@@ -44,45 +44,73 @@ def markdown(header: dict[str, Any], records: list[dict[str, Any]]) -> str:
     dtypes = header["dtypes"]
     lines = [f"# nnconform report: {header['backend']} {header['version']} ({header['device']})", ""]
     env = ", ".join(f"{k}={v}" for k, v in sorted(header["environment"].items()))
-    lines += [f"Environment: {env}" if env else "", ""]
+    if env:
+        lines += [f"Environment: {env}", ""]
     counts: dict[str, int] = defaultdict(int)
     for r in records:
         counts[r["status"]] += 1
     lines.append("Checks: " + ", ".join(f"{counts[s]} {s}" for s in STATUSES if counts[s]))
-    lines += ["", "## Functions by dtype", "",
-              "Each cell: the worst status of the function's checks in that dtype, and the largest error "
-              "measured against the exact value (ULP of the dtype).", ""]
-    lines.append("| function | " + " | ".join(dtypes) + " |")
-    lines.append("|---|" + "---|" * len(dtypes))
-    by_fn: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
-    for r in records:
-        by_fn[r["function"]][r["dtype"] or "*"].append(r)
-    for fn in sorted(by_fn):
-        cells = []
-        for d in dtypes:
-            rs = by_fn[fn].get(d, []) + by_fn[fn].get("*", [])
-            if not rs:
-                cells.append(" ")
-                continue
-            worst = min(rs, key=lambda r: RANK[r["status"]])
-            ulp = max((r["max_ulp"] for r in rs if r.get("max_ulp") is not None), default=None)
-            cells.append(CELL[worst["status"]] + (f" {_ulp(ulp)}" if ulp else ""))
-        lines.append(f"| {fn} | " + " | ".join(cells) + " |")
+    lines += ["", "Each cell: the worst status of the function's checks in that dtype (FAIL, known, ok), then the "
+              "largest error measured against the exact value, in ULPs of the dtype. `*`: that largest error lies "
+              "where the spec declares a condition number (cancellation the mathematics itself causes, such as "
+              "log_softmax's dominant entry or tanh' near saturation) and is within the allowance; the records "
+              "give each check's budget and allowed error.", ""]
+    for title, kinds in (("Values", VALUE_CHECKS), ("Gradients", GRADIENT_CHECKS)):
+        lines += [f"## {title}", "", "| function | " + " | ".join(dtypes) + " |", "|---|" + "---|" * len(dtypes)]
+        lines += _matrix(records, dtypes, kinds)
+        lines.append("")
     findings = [r for r in records if r["status"] in ("fail", "known discrepancy", "fixed upstream")]
     if findings:
         lines += ["", "## Findings", ""]
         for r in findings:
-            lines.append(f"- **{r['id']}** ({r['status']}): {r.get('reason') or r.get('message', '').splitlines()[0]}")
+            lines.append(f"- **{r['id']}** ({r['status']}): {_first_line(r.get('reason') or r.get('message'))}")
     defaults = [r for r in records if r["check"] == "defaults"]
     if defaults:
         lines += ["", "## Native defaults", "", "| function | parameter | status | detail |", "|---|---|---|---|"]
         for r in defaults:
-            detail = (r.get("message") or "").splitlines()[0] if r["status"] != "pass" else "same as canonical"
+            detail = _first_line(r.get("message")) if r["status"] != "pass" else "same as canonical"
             lines.append(f"| {r['function']} | {r['id'].split(' ', 2)[-1]} | {r['status']} | {detail} |")
     return "\n".join(lines) + "\n"
+
+
+VALUE_CHECKS = ("provided", "value", "stability", "extremes", "subnormal", "special", "dtype", "properties", "statistics")
+GRADIENT_CHECKS = ("gradient", "kink")
+
+
+def _matrix(records: list[dict[str, Any]], dtypes: list[str], kinds: tuple[str, ...]) -> list[str]:
+    by_fn: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for r in records:
+        if r["check"] in kinds and r["dtype"]:       # dtype-independent checks (defaults) have their own table
+            by_fn[r["function"]][r["dtype"]].append(r)
+    rows = []
+    for fn in sorted(by_fn):
+        cells = []
+        for d in dtypes:
+            rs = by_fn[fn].get(d, [])
+            if not rs:
+                cells.append(" ")
+                continue
+            worst = min(rs, key=lambda r: RANK[r["status"]])
+            measured = [r for r in rs if r.get("max_ulp")]
+            cell = CELL[worst["status"]]
+            if measured:
+                top = max(measured, key=lambda r: r["max_ulp"])
+                allowed = (top.get("worst") or {}).get("allowed")
+                conditioned = allowed is not None and top.get("budget_ulp") and allowed > top["budget_ulp"] * 1.0001
+                cell += f" {_ulp(top['max_ulp'])}" + ("*" if conditioned and top["status"] == "pass" else "")
+            cells.append(cell)
+        rows.append(f"| {fn} | " + " | ".join(cells) + " |")
+    return rows
+
+
+def _first_line(text: str | None) -> str:
+    lines = (text or "").strip().splitlines()
+    return lines[0] if lines else ""
 
 
 def _ulp(u: float) -> str:
     if u == float("inf"):
         return "(NaN/inf)"
+    if u >= 1e6:
+        return f"{u:.1e} ULP"
     return f"{u:,.0f} ULP" if u >= 10 else f"{u:.2g} ULP"

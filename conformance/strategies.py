@@ -26,13 +26,13 @@ REFERENCE = Reference()      # only for parameter-only formulas (kink locations)
 
 
 def cast(values: Any, dtype: str) -> np.ndarray:
-    """Round to the dtype (nearest even), as the array the backend receives."""
-    return np.asarray(values, dtype=np.float64).astype(info(dtype).np_dtype)
+    """Round to the dtype (nearest even), as the array the backend receives; overflow gives +-inf."""
+    with np.errstate(over="ignore"):
+        return np.asarray(values, dtype=np.float64).astype(info(dtype).np_dtype)
 
 
 def representable(v: float, dtype: str) -> float:
-    with np.errstate(over="ignore"):
-        return float(cast([v], dtype)[0])
+    return float(cast([v], dtype)[0])
 
 
 def is_subnormal(v: float, dtype: str) -> bool:

@@ -1,0 +1,96 @@
+"""Write a backend's known-discrepancy list from a run's records and hand-written reasons.
+
+    pytest conformance --backend=torch --known=/dev/null-list.yaml --report=raw   # every finding fails
+    python tools/known_from_records.py raw/torch-cpu.json reasons.yaml conformance/known/torch.yaml
+
+`reasons.yaml` maps "function/check" (or "function/check/label" for checks about one input,
+a parameter or a property; "*" for any function) to {kind, reason, link}.  It may also be an
+existing known-discrepancy list: its reasons are kept and its evidence is measured again,
+which is how a list is refreshed after a framework upgrade.  The evidence of
+each entry (measured error, exact input, expected, got, version) is taken from the records,
+never written by hand.  A failure without a reason is listed and left out: every entry
+needs a person to say why.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ONE_INPUT = {"stability", "special", "kink", "defaults", "properties"}   # entries name the input/parameter/property
+
+
+def evidence(r: dict[str, Any], backend: str, version: str) -> str:
+    message = r.get("message") or ""
+    first = message.splitlines()[0] if message else ""
+    if r["check"] in ("defaults", "properties"):
+        return first.split(": ", 1)[-1][:300]
+    found = re.search(r": (wrong NaN/inf|[\d,.]+(e[+-]\d+)? ULP) >", first)
+    parts = [found.group(1)] if found else []
+    for key in ("input", "expected", "got"):
+        m = re.search(rf"^\s*{key}:\s*(.*)$", message, re.M)
+        if m:
+            parts.append(f"{key} {m.group(1).split('  (exact')[0].strip()}")
+    if not parts:
+        return first[:300]
+    return f"{r['id'].split(' ')[0]}: " + "; ".join(parts) + f" ({backend} {version}, {r.get('device', 'cpu')})"
+
+
+def build(records_path: Path, reasons_path: Path) -> tuple[list[dict[str, Any]], list[str], str]:
+    run = json.loads(records_path.read_text())
+    reasons = yaml.safe_load(reasons_path.read_text()) or {}
+    if isinstance(reasons, list):            # an existing known list
+        reasons = {f"{e['function']}/{e['checks'][0]}" + (f"/{e['case'].split(' ', 1)[1]}" if e.get("case") else ""):
+                   {k: e[k] for k in ("kind", "reason", "link") if k in e} for e in reasons}
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = collections.OrderedDict()
+    for r in sorted((r for r in run["records"] if r["status"] == "fail"), key=lambda r: (r["function"], r["check"], r["id"])):
+        parts = r["id"].split(" ", 2)
+        label = parts[2].split(" -> ")[0] if len(parts) == 3 and r["check"] in ONE_INPUT else ""
+        groups.setdefault((r["function"], r["check"], label), []).append(r)
+    entries, missing = [], []
+    for (fn, check, label), rs in groups.items():
+        keys = [f"{fn}/{check}/{label}", f"{fn}/{check}", f"*/{check}/{label}", f"*/{check}"] if label else \
+               [f"{fn}/{check}", f"*/{check}"]
+        why = next((reasons[k] for k in keys if k in reasons), None)
+        if why is None:
+            missing.append(keys[0])
+            continue
+        entry: dict[str, Any] = {"function": fn}
+        dtypes = sorted({r["dtype"] for r in rs if r["dtype"]})
+        if dtypes:
+            entry["dtypes"] = dtypes
+        entry["checks"] = [check]
+        if label:
+            entry["case"] = f"{check} {label}"
+        entry["kind"] = why.get("kind", "accuracy")
+        entry["reason"] = why["reason"]
+        worst = max(rs, key=lambda r: r.get("max_ulp") or 0)
+        entry["evidence"] = evidence(worst, run["backend"], run["version"])
+        if why.get("link"):
+            entry["link"] = why["link"]
+        entries.append(entry)
+    return entries, missing, f"{run['backend']} {run['version']}"
+
+
+def main() -> None:
+    if len(sys.argv) != 4:
+        sys.exit(__doc__)
+    entries, missing, who = build(Path(sys.argv[1]), Path(sys.argv[2]))
+    header = (f"# Known discrepancies of {who}.\n# Each entry: what differs, why, the measured evidence and an upstream "
+              "link where one exists.\n# Matched tests are strict xfails; an upstream fix makes them XPASS and the "
+              "entry must go.\n")
+    Path(sys.argv[3]).write_text(header + yaml.safe_dump(entries, sort_keys=False, width=120, allow_unicode=True,
+                                                         default_flow_style=None))
+    print(f"{len(entries)} entries written to {sys.argv[3]}")
+    if missing:
+        print("failures without a reason (left out):", *missing, sep="\n  ")
+
+
+if __name__ == "__main__":
+    main()
