@@ -486,19 +486,26 @@ class Reference:
                 return [abs(round_mpf(v, info("float64"))) for v, _ in outs]
             return [math.inf]
 
+        # Cached like reference values (a condition is a function of the exact inputs too).
+        table = self.cache.table((spec.fingerprint, spec.name, f"cond:{which}", _params_key(params), dt.name))
         if spec.shape == "elementwise":
             arrays = self._broadcast_inputs(spec, inputs)
             flat = {n: a.astype(np.float64).ravel() for n, a in arrays.items()}
             if cotangent is not None:
                 flat["g"] = np.broadcast_to(np.asarray(cotangent, np.float64), shape).ravel()
+            columns = [np.ascontiguousarray(flat[n]).view(np.uint64).tolist() for n in flat]
             res = []
-            for i in range(int(np.prod(shape))):
-                if not all(math.isfinite(flat[n][i]) for n in flat):
-                    res.append(1.0)
-                    continue
-                env = {n: (from_float(float(flat[n][i])), None) for n in flat}
-                res.extend(run(env))
-            return np.asarray(res, dtype=np.float64).reshape(shape)
+            for i, key in enumerate(zip(*columns)):
+                bits = table.data.get(key)
+                if bits is None:
+                    if not all(math.isfinite(flat[n][i]) for n in flat):
+                        value = 1.0
+                    else:
+                        value = run({n: (from_float(float(flat[n][i])), None) for n in flat})[0]
+                    bits = int(np.float64(value).view(np.uint64))
+                    table.put(key, bits)
+                res.append(bits)
+            return np.asarray(res, dtype=np.uint64).view(np.float64).reshape(shape)
         x = np.asarray(inputs[spec.tensor_inputs[0]])
         rows, restore = self._rows(spec, x, params)
         grows = None
