@@ -1,7 +1,7 @@
 """The exact reference: mpmath evaluation of any spec, correctly rounded to each dtype."""
 
 from .cache import ReferenceCache
-from .dtypes import DTYPE_INFO, info, round_mpf, ulp_distance
+from .dtypes import DTYPE_INFO, info, round_mpf, ulp_error
 from .engine import MAX_PRECISION, Reference, RefResult
 
-__all__ = ["DTYPE_INFO", "MAX_PRECISION", "Reference", "RefResult", "ReferenceCache", "info", "round_mpf", "ulp_distance"]
+__all__ = ["DTYPE_INFO", "MAX_PRECISION", "Reference", "RefResult", "ReferenceCache", "info", "round_mpf", "ulp_error"]

@@ -70,35 +70,6 @@ def round_mpf(value: MpfTuple, dtype: DtypeInfo) -> float:
     return to_float(rounded)   # exact: at most 53 bits and within float64 range
 
 
-def to_array(values: list[float], dtype: DtypeInfo) -> np.ndarray:
-    """Exact conversion of already-rounded values into an array of `dtype`."""
-    return np.asarray(values, dtype=np.float64).astype(dtype.np_dtype)
-
-
-def ordinal(a: np.ndarray) -> np.ndarray:
-    """Map floats to integers whose differences count representable numbers (ULP distance).
-
-    -0.0 and +0.0 map to the same integer, so the sign of zero is checked
-    separately (the special-values check), never by the ULP measure.
-    """
-    a = np.asarray(a)
-    width = a.dtype.itemsize * 8
-    ints = a.view({16: np.int16, 32: np.int32, 64: np.int64}[width]).astype(np.int64)
-    if width == 64:
-        # Stay in Python ints' range: the int64 trick below would overflow for negative float64.
-        mag = ints & 0x7FFFFFFFFFFFFFFF
-        return np.where(ints < 0, -mag, mag).astype(object)
-    mask = (1 << (width - 1)) - 1
-    mag = ints & mask
-    return np.where(ints < 0, -mag, mag)
-
-
-def ulp_distance(got: np.ndarray, expected: np.ndarray) -> np.ndarray:
-    """Number of representable values between got and expected (float64 result; inf when either is not finite)."""
-    diff = np.abs(ordinal(got) - ordinal(expected))
-    return np.asarray(diff, dtype=np.float64)
-
-
 def ulp_of(values: np.ndarray, dtype: DtypeInfo) -> np.ndarray:
     """The spacing of `dtype` at |values| (its ULP there); the smallest subnormal at zero."""
     v = np.abs(np.asarray(values, dtype=np.float64))
@@ -112,8 +83,3 @@ def ulp_error(got: np.ndarray, expected: np.ndarray, dtype: DtypeInfo) -> np.nda
     with np.errstate(over="ignore", invalid="ignore"):
         diff = np.abs(np.asarray(got, dtype=np.float64) - np.asarray(expected, dtype=np.float64))
     return diff / ulp_of(expected, dtype)
-
-
-def hex_of(value: float) -> str:
-    """Exact text of a value of any of the four formats (all are subsets of float64)."""
-    return float(value).hex()
