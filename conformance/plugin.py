@@ -122,6 +122,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     s = _state(config)
     device = s["adapter"].device.split(":")[0]
+    s["collected"] = {(c.function, c.dtype, c.check) for c in map(_case, items) if c is not None}
     for item in items:
         case = _case(item)
         if case is None or case.skip:
@@ -200,9 +201,12 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if not _active(config) or KEY_STATE not in config.stash:
         return
     s = config.stash[KEY_STATE]
-    unmatched = [e for i, e in enumerate(s["known"]) if i not in s["matched"]]
-    functions = {r["function"] for r in s["records"]}
-    unmatched = [e for e in unmatched if e.function in functions]   # entries for filtered-out functions are fine
+    collected = s.get("collected", set())
+
+    def could_match(e: Any) -> bool:     # entries for functions, dtypes or checks filtered out of this run are fine
+        return any(fn == e.function and (e.dtypes is None or dt in e.dtypes) and (e.checks is None or ck in e.checks)
+                   for fn, dt, ck in collected)
+    unmatched = [e for i, e in enumerate(s["known"]) if i not in s["matched"] and could_match(e)]
     if unmatched:
         terminalreporter.section("nnconform: known discrepancies that matched no test", yellow=True)
         for e in unmatched:
