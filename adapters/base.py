@@ -84,6 +84,7 @@ class Op:
     differentiable: bool = True
     why: str = ""
     fixed: Mapping[str, Any] = field(default_factory=dict)   # params the API cannot change
+    nondifferentiable: Mapping[str, str] = field(default_factory=dict)   # input -> why its gradient is not offered
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,10 @@ class Adapter:
     def to_numpy(self, t: Any) -> np.ndarray:
         raise NotImplementedError
 
+    def to_backend_index(self, a: np.ndarray) -> Any:
+        """Integer class targets (losses); the default keeps NumPy's int64."""
+        return np.asarray(a, dtype=np.int64)
+
     def vjp_call(self, fn: Callable[..., Any], args: Sequence[Any], wrt: int, cotangent: Any) -> Any:
         raise NotProvided(self.gradient_reason or f"{self.name} has no automatic differentiation")
 
@@ -134,6 +139,11 @@ class Adapter:
         values = ", ".join(f"float.fromhex('{float(v).hex()}')" for v in flat.ravel())
         array = self.array_repro.format(values=values, dtype=dtype)
         return array if flat.ndim <= 1 else self.reshape_repro.format(array=array, shape=tuple(flat.shape))
+
+    index_repro: str = "numpy.array({values})"
+
+    def repro_index(self, a: np.ndarray) -> str:
+        return self.index_repro.format(values=np.asarray(a).tolist())
 
     # ---- what the suite calls
     def op(self, function: str) -> Op:
@@ -158,13 +168,25 @@ class Adapter:
 
     def _check_fixed(self, op: Op, params: Mapping[str, Any]) -> None:
         for k, v in op.fixed.items():
-            if k in params and float(params[k]) != float(v):
+            if k in params and (str(params[k]) != str(v) if isinstance(v, str) else float(params[k]) != float(v)):
                 raise NotProvided(f"{op.api} has no parameter for {k} (always {v}); asked for {params[k]}")
+
+    def _arg(self, a: np.ndarray, dtype: str) -> Any:
+        arr = np.asarray(a)
+        return self.to_backend_index(arr) if arr.dtype.kind in "iu" else self.to_backend(arr, dtype)
+
+    def _check_inputs(self, op: Op, inputs: Mapping[str, Any]) -> None:
+        """An input the call does not take (class weights a loss API lacks) is not provided, not ignored."""
+        wanted = inspect.signature(op.call).parameters
+        for name in inputs:
+            if name not in wanted:
+                raise NotProvided(f"{op.api} takes no {name}")
 
     def value(self, function: str, inputs: Mapping[str, np.ndarray], params: Mapping[str, Any], dtype: str) -> np.ndarray:
         op = self.op(function)
         self._check_fixed(op, params)
-        args = {k: self.to_backend(v, dtype) for k, v in inputs.items()}
+        self._check_inputs(op, inputs)
+        args = {k: self._arg(v, dtype) for k, v in inputs.items()}
         return self.to_numpy(op.call(**args, **self._call_params(op, params)))
 
     def vjp(self, function: str, wrt: str, inputs: Mapping[str, np.ndarray], cotangent: np.ndarray,
@@ -172,9 +194,12 @@ class Adapter:
         op = self.op(function)
         if not op.differentiable:
             raise NotProvided(op.why or f"{op.api} is not differentiable in {self.name}")
+        if wrt in op.nondifferentiable:
+            raise NotProvided(op.nondifferentiable[wrt])
         self._check_fixed(op, params)
+        self._check_inputs(op, inputs)
         names = list(inputs)
-        args = [self.to_backend(inputs[n], dtype) for n in names]
+        args = [self._arg(inputs[n], dtype) for n in names]
         kw = self._call_params(op, params)
 
         def fn(*xs: Any) -> Any:
@@ -188,7 +213,8 @@ class Adapter:
         op = self.op(function)
         if not op.repro:
             return f"{op.api}(...)"
-        fields = {k: self.repro_array(v, dtype) for k, v in inputs.items()}
+        fields = {k: self.repro_index(v) if np.asarray(v).dtype.kind in "iu" else self.repro_array(v, dtype)
+                  for k, v in inputs.items()}
         fields.update({k: repr(v) for k, v in self._call_params(op, params).items()})
         try:
             return op.repro.format(**fields)
@@ -199,3 +225,16 @@ class Adapter:
         wanted = inspect.signature(op.call).parameters
         accepts_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in wanted.values())
         return {k: v for k, v in params.items() if accepts_all or k in wanted}
+
+
+LOSS_REDUCTIONS = ("none", "sum", "mean")
+
+
+def normalized_axis(axis: Any, ndim: int) -> int:
+    return int(axis) % max(ndim, 1)
+
+
+def require_class_axis(axis: Any, ndim: int, where: int, api: str) -> None:
+    """Loss APIs that fix the class axis (torch: dim 1; tf.nn sparse: the last) cannot take another."""
+    if normalized_axis(axis, ndim) != where % max(ndim, 1):
+        raise NotProvided(f"{api} takes the class axis at dim {where}, not {axis} of a {ndim}-D input")

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import Adapter, Missing, NativeDefault, Op, native_default
+from .base import Adapter, Missing, NativeDefault, NotProvided, Op, native_default, require_class_axis
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -68,6 +68,86 @@ OPS: dict[str, Op | Missing] = {
 }
 
 
+def _reduction(fn: Callable[..., Any], **kw: Any) -> NativeDefault:
+    return native_default(fn, "reduction", **kw)
+
+
+def _ce(input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None, *, reduction: str, axis: int,
+        label_smoothing: float = 0.0, ignore_index: int = -100) -> torch.Tensor:
+    require_class_axis(axis, input.ndim, 1, "torch.nn.functional.cross_entropy")
+    return F.cross_entropy(input, target, weight=weight, reduction=reduction, label_smoothing=label_smoothing,
+                           ignore_index=int(ignore_index))
+
+
+def _nll(input: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None, *, reduction: str, axis: int,
+         ignore_index: int = -100) -> torch.Tensor:
+    require_class_axis(axis, input.ndim, 1, "torch.nn.functional.nll_loss")
+    return F.nll_loss(input, target, weight=weight, reduction=reduction, ignore_index=int(ignore_index))
+
+
+def _kl(input: torch.Tensor, target: torch.Tensor, *, reduction: str, axis: int) -> torch.Tensor:
+    # kl_div is elementwise: the spec's per-sample divergence is its 'none' summed over the classes,
+    # and the spec's mean is 'batchmean' (which divides by the size of dim 0 only).
+    if reduction == "none":
+        return F.kl_div(input, target, reduction="none").sum(dim=axis)
+    if reduction == "mean" and input.ndim != 2:
+        raise NotProvided("kl_div's 'batchmean' divides by input.size(0), the spec's mean by the number of samples")
+    return F.kl_div(input, target, reduction="batchmean" if reduction == "mean" else "sum")
+
+
+def _pos_weight(input: torch.Tensor, pos_weight: float) -> torch.Tensor | None:
+    return None if pos_weight == 1 else torch.full((), pos_weight, dtype=input.dtype, device=input.device)
+
+
+_NO_TARGET_GRAD = "torch does not implement the derivative of binary_cross_entropy with respect to target"
+LOSSES: dict[str, Op | Missing] = {
+    "mse": Op(lambda input, target, reduction: F.mse_loss(input, target, reduction=reduction),
+              "torch.nn.functional.mse_loss", "torch.nn.functional.mse_loss({input}, {target}, reduction={reduction})",
+              native=(_reduction(F.mse_loss),)),
+    "l1": Op(lambda input, target, reduction: F.l1_loss(input, target, reduction=reduction),
+             "torch.nn.functional.l1_loss", "torch.nn.functional.l1_loss({input}, {target}, reduction={reduction})",
+             native=(_reduction(F.l1_loss),)),
+    "huber": Op(lambda input, target, reduction, delta: F.huber_loss(input, target, reduction=reduction, delta=delta),
+                "torch.nn.functional.huber_loss",
+                "torch.nn.functional.huber_loss({input}, {target}, reduction={reduction}, delta={delta})",
+                native=(_reduction(F.huber_loss), native_default(F.huber_loss, "delta"))),
+    "smooth_l1": Op(lambda input, target, reduction, beta: F.smooth_l1_loss(input, target, reduction=reduction, beta=beta),
+                    "torch.nn.functional.smooth_l1_loss",
+                    "torch.nn.functional.smooth_l1_loss({input}, {target}, reduction={reduction}, beta={beta})",
+                    native=(_reduction(F.smooth_l1_loss), native_default(F.smooth_l1_loss, "beta"))),
+    "binary_cross_entropy": Op(
+        lambda input, target, reduction: F.binary_cross_entropy(input, target, reduction=reduction),
+        "torch.nn.functional.binary_cross_entropy",
+        "torch.nn.functional.binary_cross_entropy({input}, {target}, reduction={reduction})",
+        native=(_reduction(F.binary_cross_entropy),), nondifferentiable={"target": _NO_TARGET_GRAD}),
+    "binary_cross_entropy_with_logits": Op(
+        lambda input, target, reduction, pos_weight: F.binary_cross_entropy_with_logits(
+            input, target, reduction=reduction, pos_weight=_pos_weight(input, pos_weight)),
+        "torch.nn.functional.binary_cross_entropy_with_logits",
+        "torch.nn.functional.binary_cross_entropy_with_logits({input}, {target}, reduction={reduction}, "
+        "pos_weight=torch.tensor({pos_weight}))",
+        native=(_reduction(F.binary_cross_entropy_with_logits),)),
+    "cross_entropy": Op(_ce, "torch.nn.functional.cross_entropy",
+                        "torch.nn.functional.cross_entropy({input}, {target}, reduction={reduction}, "
+                        "label_smoothing={label_smoothing}, ignore_index={ignore_index})",
+                        native=(_reduction(F.cross_entropy), native_default(F.cross_entropy, "label_smoothing"),
+                                native_default(F.cross_entropy, "ignore_index"))),
+    "cross_entropy_soft": Op(_ce, "torch.nn.functional.cross_entropy",
+                             "torch.nn.functional.cross_entropy({input}, {target}, reduction={reduction}, "
+                             "label_smoothing={label_smoothing})",
+                             native=(_reduction(F.cross_entropy), native_default(F.cross_entropy, "label_smoothing"))),
+    "nll": Op(_nll, "torch.nn.functional.nll_loss",
+              "torch.nn.functional.nll_loss({input}, {target}, reduction={reduction}, ignore_index={ignore_index})",
+              native=(_reduction(F.nll_loss), native_default(F.nll_loss, "ignore_index"))),
+    "kl_div": Op(_kl, "torch.nn.functional.kl_div",
+                 "torch.nn.functional.kl_div({input}, {target}, reduction='batchmean')",
+                 native=(_reduction(F.kl_div, interpret={"mean": "mean over every element (N * C)"},
+                                    note="torch documents that 'mean' is not the true KL divergence; 'batchmean' is"),
+                         native_default(F.kl_div, "log_target", "log_target", canonical=False))),
+}
+OPS.update(LOSSES)
+
+
 class TorchAdapter(Adapter):
     name = "torch"
     framework = "torch"
@@ -83,10 +163,15 @@ class TorchAdapter(Adapter):
     def to_backend(self, a: np.ndarray, dtype: str) -> torch.Tensor:
         arr = np.asarray(a)
         if arr.dtype == ml_dtypes.bfloat16 or arr.dtype == np.float16:
-            t = torch.from_numpy(np.ascontiguousarray(arr.astype(np.float32)))   # exact widening
+            t = torch.from_numpy(np.array(arr.astype(np.float32), order="C"))   # exact widening
         else:
-            t = torch.from_numpy(np.ascontiguousarray(arr))
+            t = torch.from_numpy(np.array(arr, order="C"))      # not ascontiguousarray: it makes 0-d arrays 1-d
         return t.to(device=self.device, dtype=DTYPES[dtype])
+
+    def to_backend_index(self, a: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.asarray(a, dtype=np.int64)).to(self.device)
+
+    index_repro = "torch.tensor({values})"
 
     def to_numpy(self, t: torch.Tensor) -> np.ndarray:
         if not isinstance(t, torch.Tensor):

@@ -21,7 +21,7 @@ from nnconform.spec.schema import number
 from .strategies import cast
 
 CHECKS = ("provided", "value", "gradient", "stability", "extremes", "subnormal", "special", "dtype", "properties", "defaults",
-          "kink", "statistics")
+          "kink", "statistics", "shapes", "large_batch")
 
 
 @dataclass(frozen=True)
@@ -118,6 +118,9 @@ class CaseBuilder:
         return out
 
     def for_dtype(self, spec: Spec, dtype: str, differentiable: bool, why_not: str) -> list[Case]:
+        if spec.family == "loss":
+            from . import loss_cases
+            return loss_cases.for_dtype(self, spec, dtype, differentiable, why_not)
         out: list[Case] = []
         if spec.is_stochastic:
             return [Case(spec, dtype, "statistics", "zero fraction and kept values")]

@@ -457,6 +457,8 @@ def check_defaults(ctx: Context, case: Case) -> None:
     canonical = nd.canonical
     if canonical is None:
         canonical = spec.defaults.get(nd.spec_name)
+    if canonical is None and nd.spec_name == "reduction" and spec.doc.reduction is not None:
+        canonical = spec.doc.reduction.default
     if native is REQUIRED:
         return     # the API makes the caller choose: no silent default to differ
     same = _same(native, canonical)
@@ -512,4 +514,8 @@ RUNNERS: dict[str, Callable[[Context, Case], None]] = {
 def run(ctx: Context, case: Case) -> None:
     if case.skip:
         pytest.skip(case.skip)
+    if case.spec.family == "loss" and case.check != "defaults":
+        from . import loss_checks
+        loss_checks.RUNNERS[case.check](ctx, case)
+        return
     RUNNERS[case.check](ctx, case)

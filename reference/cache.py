@@ -31,7 +31,7 @@ def code_version() -> str:
     """A hash of the reference's own source: a changed evaluator never reads results of the old one."""
     h = hashlib.sha256(CACHE_VERSION.encode())
     here = Path(__file__).parent
-    for name in ("evaluator.py", "engine.py", "dtypes.py", "cache.py"):
+    for name in ("evaluator.py", "engine.py", "losses.py", "approx.py", "dtypes.py", "cache.py"):
         h.update((here / name).read_bytes())
     return h.hexdigest()[:16]
 
@@ -58,6 +58,8 @@ class Table:
                 keys, vals = z["keys"], z["vals"]
         except (OSError, ValueError, KeyError):
             return          # a damaged cache file is only a cache miss
+        if keys.ndim != 2 or vals.ndim != 2 or len(keys) != len(vals) or not keys.shape[1] or not vals.shape[1]:
+            return          # not a table this code writes: a miss
         ks = [tuple(k) for k in keys.tolist()] if keys.shape[1] > 1 else keys[:, 0].tolist()
         vs = [tuple(v) for v in vals.tolist()] if vals.shape[1] > 1 else vals[:, 0].tolist()
         self.data.update(zip(ks, vs))
@@ -73,7 +75,7 @@ class Table:
             merged = Table(self.path)        # keep what a parallel worker wrote meanwhile
             merged.data.update(self.data)
             self.data = merged.data
-        items = list(self.data.items())
+        items = [(k, v) for k, v in self.data.items() if k != () and v != ()]
         shapes = {(len(k) if isinstance(k, tuple) else 1, len(v) if isinstance(v, tuple) else 1) for k, v in items}
         if len(shapes) != 1:
             return              # mixed shapes cannot go into one array; keep them in memory only

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import ml_dtypes
 import numpy as np
-from mpmath.libmp import finf, fninf, fzero, normalize, to_float
+from mpmath.libmp import finf, fninf, fnan, fzero, normalize, to_float
 
 MpfTuple = tuple  # mpmath's raw (sign, mantissa, exponent, bitcount)
 
@@ -52,6 +52,8 @@ def round_mpf(value: MpfTuple, dtype: DtypeInfo) -> float:
         return 0.0
     if value in (finf, fninf):
         return float("inf") if value == finf else float("-inf")
+    if value == fnan:                           # 0 * inf inside a formula: no number, as IEEE says
+        return float("nan")
     sign, man, exp, bc = value
     top = exp + bc - 1                      # value lies in [2**top, 2**(top+1))
     prec = dtype.precision

@@ -48,7 +48,7 @@ class RefResult:
 def certify(v: tuple, e: int | None, dt: DtypeInfo) -> float | None:
     """The rounded value if every number within v +- 2**e rounds to it, else None."""
     r = round_mpf(v, dt)
-    if e is None:
+    if e is None or math.isnan(r):
         return r
     eps = (0, 1, e, 1)
     # Outward-rounded ends (floor below, ceiling above) enclose the interval; rounding to the

@@ -261,6 +261,8 @@ def f_log1p(a: Scalar, prec: int) -> Scalar:
             return r, extra
         return r, _bound(extra, ae - (mag(av) - 2) + 1)
     t = radd(fone, av, wp)
+    if not t[1] and ae is None:
+        return mpmath.ninf._mpf_, None          # log1p(-1) = log(0) = -inf, as f_log(0)
     if t[0] or not t[1]:
         raise DomainError("log1p of a number <= -1")
     if ae is not None and not _away_from_zero(t, ae):
@@ -475,12 +477,36 @@ def compile_node(node: F.Node) -> Compiled:
         return boolop
     if isinstance(node, F.Call):
         return _compile_call(node)
+    if isinstance(node, F.Index):
+        vname, iname = node.value.id, node.index.id
+
+        def index(env: Env, prec: int) -> Value:
+            return env[vname][class_of(env[iname], len(env[vname]))]
+        return index
     raise DomainError(f"{type(node).__name__} is not supported by the reference yet")
 
 
+def class_of(target: Value, width: int) -> int:
+    """An integer class target as a Python index; a target outside [0, width) is a domain error."""
+    if isinstance(target, list) or target[1] is not None:
+        raise DomainError("a class target must be one exact integer")
+    k = int(mpmath.mpf(target[0]))
+    if k != mpmath.mpf(target[0]) or not 0 <= k < width:
+        raise DomainError(f"class target {mpmath.mpf(target[0])} is not a class in [0, {width})")
+    return k
+
+
 def _compile_call(node: F.Call) -> Compiled:
-    args = [compile_node(a) for a in node.args]
     name = node.func
+    if name == "onehot":
+        tname = node.args[0].id   # the loader guarantees a class_index name
+
+        def onehot(env: Env, prec: int) -> Value:
+            width = int(mpmath.mpf(env["width"][0]))
+            k = class_of(env[tname], width)
+            return [(fone, None) if j == k else (fzero, None) for j in range(width)]
+        return onehot
+    args = [compile_node(a) for a in node.args]
     if name in UNARY:
         fn = UNARY[name]
         (arg,) = args

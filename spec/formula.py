@@ -31,6 +31,7 @@ FUNCTIONS: dict[str, tuple[int, ...]] = {
     "tanh": (1,), "erf": (1,), "erfc": (1,), "sigmoid": (1,), "abs": (1,),
     "where": (3,), "max": (1, 2), "min": (1, 2),
     "sum": (1,), "mean": (1,), "logsumexp": (1,),
+    "onehot": (1,),      # onehot(target): the row with 1 at the target class, 0 elsewhere
 }
 REDUCTIONS = frozenset({"sum", "mean", "logsumexp"})  # plus 1-argument max/min
 CONSTANTS = frozenset({"pi"})
@@ -264,6 +265,10 @@ class _Converter:
             raise self.fail(f"unknown function (allowed: {', '.join(sorted(FUNCTIONS))})", node.func)
         if node.keywords:
             raise self.fail("keyword arguments are not allowed", node)
+        if name == "onehot" and (len(node.args) != 1 or not isinstance(node.args[0], ast.Name)
+                                 or node.args[0].id not in self.index_names):
+            allowed = ", ".join(sorted(self.index_names)) or "none in this spec"
+            raise self.fail(f"onehot takes an integer target input ({allowed})", node)
         if any(isinstance(a, ast.Starred) for a in node.args):
             raise self.fail("starred arguments are not allowed", node)
         if len(node.args) not in FUNCTIONS[name]:

@@ -48,6 +48,9 @@ class Spec:
     zero_probability: F.Node | None
     limits: Mapping[str, float | F.Node] = field(default_factory=dict)   # "+inf"/"-inf" -> number or formula
     defaults: Mapping[str, str] = field(default_factory=dict)  # param -> default as exact decimal text
+    count: F.Node | None = None            # losses: a kept sample's weight in mean's denominator
+    ignore: F.Node | None = None           # losses: the condition that leaves a sample out
+    gradient_conditions: Mapping[str, F.Node] = field(default_factory=dict)   # per input, overriding gradient_condition
 
     @property
     def name(self) -> str:
@@ -88,6 +91,10 @@ class Spec:
         return {k: int(float(v)) if self.doc.params[k].kind != "real" else float(v) for k, v in self.defaults.items()}
 
 
+def _uses_rows(tree: F.Node) -> bool:
+    return any(isinstance(n, F.Index) or (isinstance(n, F.Call) and n.func == "onehot") for n in F.walk(tree))
+
+
 _TYPE_TAG = re.compile(r"^(int|float|str|bool|none|(list|dict|union|literal|tagged-union|function-\w+)\[.*\])$")
 
 
@@ -121,10 +128,13 @@ def parse_document(data: object, path: str, fingerprint: str = "") -> Spec:
 
     inputs, params = list(doc.inputs), list(doc.params)
     shaped = doc.shape != "elementwise"
-    base_names = inputs + params
-    tree = _parse(path, "formula", doc.formula, base_names)
-    if not shaped and F.has_reduction(tree):
-        raise SpecError(path, "formula", "an elementwise function cannot use a reduction (sum, mean, max(x), ...)")
+    # `width` is the length of the class axis of a vector function (label smoothing's 1/C).
+    base_names = inputs + params + (["width"] if shaped else [])
+    index = [n for n, s in doc.inputs.items() if s.kind == "class_index"]
+    tree = _parse(path, "formula", doc.formula, base_names, index)
+    if not shaped and (F.has_reduction(tree) or _uses_rows(tree)):
+        raise SpecError(path, "formula", "an elementwise function cannot use a reduction (sum, mean, max(x), ...), "
+                                         "onehot or indexing")
 
     # Elementwise derivatives are partial derivatives; vector ones are vector-Jacobian
     # products written with the cotangent g and the output y.
@@ -133,7 +143,7 @@ def parse_document(data: object, path: str, fingerprint: str = "") -> Spec:
     for wrt, text in doc.derivatives.items():
         if wrt not in doc.inputs and wrt not in doc.params:
             raise SpecError(path, f"derivatives.{wrt}", f"{wrt!r} is neither an input nor a parameter")
-        derivatives[wrt] = _parse(path, f"derivatives.{wrt}", text, deriv_names)
+        derivatives[wrt] = _parse(path, f"derivatives.{wrt}", text, deriv_names, index)
     needed = [n for n, s in doc.inputs.items() if s.differentiable and doc.stochastic is None]
     needed += [n for n, p in doc.params.items() if p.differentiable]
     for wrt in needed:
@@ -149,10 +159,16 @@ def parse_document(data: object, path: str, fingerprint: str = "") -> Spec:
 
     condition = gradient_condition = None
     if doc.tolerance.condition is not None:
-        condition = _parse(path, "tolerance.condition", doc.tolerance.condition, base_names + ["y", "eps", "tiny"])
+        condition = _parse(path, "tolerance.condition", doc.tolerance.condition, base_names + ["y", "eps", "tiny"], index)
     if doc.tolerance.gradient_condition is not None:
         gradient_condition = _parse(path, "tolerance.gradient_condition", doc.tolerance.gradient_condition,
-                                    base_names + ["y", "g", "eps", "tiny"])
+                                    base_names + ["y", "g", "eps", "tiny"], index)
+    gradient_conditions: dict[str, F.Node] = {}
+    for wrt, text in doc.tolerance.gradient_conditions.items():
+        if wrt not in derivatives:
+            raise SpecError(path, f"tolerance.gradient_conditions.{wrt}", f"{wrt!r} has no derivative formula")
+        gradient_conditions[wrt] = _parse(path, f"tolerance.gradient_conditions.{wrt}", text,
+                                          base_names + ["y", "g", "eps", "tiny"], index)
     zero_probability = None
     if doc.stochastic is not None:
         zero_probability = _parse(path, "stochastic.zero_probability", doc.stochastic.zero_probability, params)
@@ -175,6 +191,15 @@ def parse_document(data: object, path: str, fingerprint: str = "") -> Spec:
             limits[label] = number(value)
         except ValueError:
             limits[label] = _parse(path, f"limits.{label}", value, params)
+    count = ignore = None
+    if doc.reduction is not None:
+        if doc.reduction.count is not None:
+            count = _parse(path, "reduction.count", doc.reduction.count, base_names, index)
+        if doc.reduction.ignore is not None:
+            ignore = _parse(path, "reduction.ignore", doc.reduction.ignore, base_names, index)
+        for i, case in enumerate(doc.stability):
+            if case.target is None and any(s.kind != "class_weight" for s in list(doc.inputs.values())[1:]):
+                raise SpecError(path, f"stability.{i}.target", "a loss's stability inputs need their targets")
     defaults = {k: str(p.default) for k, p in doc.params.items()}
     for k, v in defaults.items():
         if not math.isfinite(float(v)):
@@ -182,7 +207,8 @@ def parse_document(data: object, path: str, fingerprint: str = "") -> Spec:
     return Spec(doc=doc, path=path, fingerprint=fingerprint, formula=tree,
                 derivatives=MappingProxyType(derivatives), kink_points=tuple(kinks),
                 condition=condition, gradient_condition=gradient_condition,
-                zero_probability=zero_probability, limits=MappingProxyType(limits), defaults=MappingProxyType(defaults))
+                zero_probability=zero_probability, limits=MappingProxyType(limits), defaults=MappingProxyType(defaults),
+                count=count, ignore=ignore, gradient_conditions=MappingProxyType(gradient_conditions))
 
 
 def load_spec(path: str | Path, display: str | None = None) -> Spec:

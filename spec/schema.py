@@ -72,7 +72,9 @@ class Strict(BaseModel):
 
 
 class InputSpec(Strict):
-    kind: Literal["tensor", "channel_weight"] = "tensor"
+    # class_index: integer class targets, shaped like the predictions without the class axis;
+    # class_weight: one weight per class (losses), like channel_weight for activations.
+    kind: Literal["tensor", "channel_weight", "class_index", "class_weight"] = "tensor"
     domain: str = "(-inf, inf)"
     differentiable: bool = True
     channel_axis: int = Field(default=1, ge=0, le=7)   # for channel_weight: the axis of x it follows
@@ -83,6 +85,12 @@ class InputSpec(Strict):
     def _domain(cls, v: str) -> str:
         parse_interval(v)
         return v
+
+    @model_validator(mode="after")
+    def _index_not_differentiable(self) -> "InputSpec":
+        if self.kind == "class_index" and self.differentiable:
+            raise ValueError("a class_index input is an integer: set differentiable: false")
+        return self
 
 
 class ParamSpec(Strict):
@@ -151,19 +159,32 @@ class Properties(Strict):
         return v
 
 
+NumberList = list[Union[float, int, str, list[Union[float, int, str]]]]
+
+
 class StabilityCase(Strict):
     # Elementwise: a list of numbers.  Vector functions: a list of rows.
-    x: list[Union[float, int, str, list[Union[float, int, str]]]] = Field(min_length=1, max_length=64)
+    x: NumberList = Field(min_length=1, max_length=64)
+    # Losses: the targets (and class weights) that go with x, one per element or row of x.
+    target: NumberList | None = Field(default=None, min_length=1, max_length=64)
+    weight: list[Union[float, int, str]] | None = Field(default=None, min_length=1, max_length=64)
+    reduction: Literal["none", "sum", "mean"] = "none"
     params: dict[Identifier, Union[float, int, str]] = Field(default_factory=dict)
     why: Text
 
-    @field_validator("x")
+    @field_validator("x", "target", "weight")
     @classmethod
-    def _numbers(cls, v: list) -> list:
-        for item in v:
+    def _numbers(cls, v: list | None) -> list | None:
+        for item in v or []:
             for n in item if isinstance(item, list) else [item]:
                 number(n)
         return v
+
+    @model_validator(mode="after")
+    def _paired(self) -> "StabilityCase":
+        if self.target is not None and len(self.target) != len(self.x):
+            raise ValueError(f"target has {len(self.target)} entries for {len(self.x)} entries of x")
+        return self
 
 
 class DtypeTolerance(Strict):
@@ -180,6 +201,8 @@ class Tolerance(Strict):
     # where the mathematics amplifies the half-ULP uncertainty of a rounded intermediate.
     condition: FormulaText | None = None
     gradient_condition: FormulaText | None = None
+    # Per differentiable input, where one formula cannot serve them all (a loss's prediction and target).
+    gradient_conditions: dict[Identifier, FormulaText] = Field(default_factory=dict)
     why: Text
 
     def for_dtype(self, dtype: str) -> DtypeTolerance:
@@ -195,6 +218,22 @@ class Limits(Strict):
     pos_inf: Union[float, int, str, None] = Field(default=None, alias="+inf")
     neg_inf: Union[float, int, str, None] = Field(default=None, alias="-inf")
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Reduction(Strict):
+    """How a loss turns per-sample losses into one number (losses only).
+
+    `count` is what one kept sample adds to the denominator of "mean" (default 1: the
+    number of samples); `ignore` is a condition under which a sample is left out of the
+    sum, of the mean and of its denominator, and its "none" entry is 0.  Both are
+    formulas over one sample (its inputs and the parameters).
+    """
+
+    default: Literal["none", "sum", "mean"]
+    count: FormulaText | None = None
+    ignore: FormulaText | None = None
+    mean_of_nothing: Literal["nan", "zero"] = "nan"
+    why: Text
 
 
 class SpecDocument(Strict):
@@ -216,6 +255,7 @@ class SpecDocument(Strict):
     properties: Properties = Field(default_factory=Properties)
     stability: list[StabilityCase] = Field(default_factory=list)
     stochastic: Stochastic | None = None
+    reduction: Reduction | None = None               # losses: none, sum, mean and what mean divides by
     tolerance: Tolerance
     sources: list[Text] = Field(min_length=1)
 
@@ -228,4 +268,13 @@ class SpecDocument(Strict):
             raise ValueError(f"a {self.shape} function needs axis_param naming one of its params")
         if self.shape == "grouped" and self.group_param not in self.params:
             raise ValueError("a grouped function needs group_param naming one of its params")
+        if (self.family == "loss") != (self.reduction is not None):
+            raise ValueError("a loss needs a 'reduction' section, and only a loss may have one")
+        if self.family == "loss" and (self.shape == "grouped" or (self.shape == "vector" and self.output != "reduced")):
+            raise ValueError("a loss is elementwise (one loss per element) or vector with output: reduced (one per row)")
+        kinds = [s.kind for s in self.inputs.values()]
+        if kinds[0] != "tensor":
+            raise ValueError("the first input (the predictions) must be a tensor")
+        if self.family != "loss" and any(k in ("class_index", "class_weight") for k in kinds):
+            raise ValueError("class_index and class_weight inputs belong to losses")
         return self

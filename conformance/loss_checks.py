@@ -1,0 +1,315 @@
+"""What each loss check does; one claim per check, as for activations (checks.py).
+
+The tolerance of a reduced loss (sum or mean) is derived, not guessed: each
+sample may be off by the spec's per-sample budget times its condition number,
+and a pairwise (or better) summation of n terms adds at most about
+log2(n) eps sum|l_i| (Higham, Accuracy and Stability of Numerical Algorithms,
+2nd ed., section 4.2); "mean" adds one rounding for its division.  A backend
+that sums naively in low precision exceeds this on large batches, which is the
+point of the large_batch check.  See docs/losses.md.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import strategies as st
+from hypothesis import target
+
+from nnconform.reference import LossReference, RefResult
+from nnconform.reference.dtypes import info
+from nnconform.spec import Spec
+
+from . import strategies as S
+from .cases import Case, show
+from .checks import CheckFailure, Context, Worst, _measure, call_backend, failure
+from .checks import run_search as _run_search
+from .compare import Measurement
+from .loss_cases import (CLASSES, ELEMENTS, LARGE_ROWS, PLAIN, ROWS, Config, fixed_loss_inputs, for_backend,
+                         weight_name)
+
+
+def losses(ctx: Context) -> LossReference:
+    return LossReference(ctx.reference)
+
+
+def run_search(ctx: Context, case: Case, strategy: st.SearchStrategy[Any], body: Any) -> None:
+    """As for activations, with 2/5 of the examples: each example is a whole batch (12 or 20 values)."""
+    budget = ctx.max_examples
+    ctx.max_examples = max(1, budget * 2 // 5)
+    try:
+        _run_search(ctx, case, strategy, body)
+    finally:
+        ctx.max_examples = budget
+
+
+# ---------------------------------------------------------------- inputs
+
+def _element(spec: Spec, name: str, dtype: str, tiny: bool = True) -> st.SearchStrategy[float]:
+    """Values up to 8192 in size: where losses bend, large, and (elementwise) tiny or subnormal.
+
+    Not the dtype's whole range, unlike activations: a batch of values near the largest float
+    overflows any sum-then-divide mean, in every framework, and that one finding would hide
+    every other.  Overflow, -inf masks and exact 0/1 probabilities are the spec's stability
+    inputs, checked one by one.
+    """
+    dom = spec.domain(name)
+    lo, hi = S.finite_bounds(dom, dtype)
+    ranges = [(-40.0, 40.0), (-8192.0, 8192.0)] + ([(-2.0 ** -10, 2.0 ** -10)] if tiny else [])
+    parts = [st.floats(max(lo, a), min(hi, b), width=S.WIDTH[dtype], allow_nan=False, allow_subnormal=True)
+             for a, b in ranges if max(lo, a) < min(hi, b)]
+    parts.append(st.sampled_from([0.0, 1.0, -1.0, 0.5]))
+    return st.one_of(parts).map(lambda v: S.representable(v, dtype)).filter(lambda v: math.isfinite(v) and v in dom)
+
+
+def _distribution(classes: int, dtype: str) -> st.SearchStrategy[list[float]]:
+    part = st.one_of(st.just(0.0), st.floats(0, 1, allow_nan=False), st.floats(1e-6, 1e-2))
+    def normalise(v: list[float]) -> list[float]:
+        total = sum(v)
+        return [x / total for x in v] if total > 0 else [1.0] + [0.0] * (classes - 1)
+    return st.lists(part, min_size=classes, max_size=classes).map(normalise)
+
+
+def _param(spec: Spec, name: str, dtype: str) -> st.SearchStrategy[float]:
+    dom = spec.param_domain(name)
+    lo, hi = max(dom.lo, -5.0), min(dom.hi, 5.0)
+    if lo == 0 and not dom.lo_closed:
+        lo = 0.05
+    return st.floats(lo, hi, allow_nan=False).map(lambda v: S.representable(v, dtype)).filter(lambda v: v in dom)
+
+
+def example(spec: Spec, dtype: str, cfg: Config) -> st.SearchStrategy[tuple[dict[str, Any], dict[str, np.ndarray]]]:
+    """(params, inputs) for one configuration."""
+    defaults = spec.default_params()
+    if cfg.name in spec.doc.params and cfg.name != "ignore_index":
+        params_st = _param(spec, cfg.name, dtype).map(lambda v: {**defaults, cfg.name: v})
+    elif cfg.name == "ignore_index":
+        params_st = st.integers(0, CLASSES - 1).map(lambda k: {**defaults, "ignore_index": k})
+    else:
+        params_st = st.just(defaults)
+    return params_st.flatmap(lambda p: st.tuples(st.just(p), _inputs(spec, dtype, p, cfg)))
+
+
+def _inputs(spec: Spec, dtype: str, params: dict[str, Any], cfg: Config) -> st.SearchStrategy[dict[str, np.ndarray]]:
+    parts: dict[str, st.SearchStrategy[np.ndarray]] = {}
+    if spec.shape == "elementwise":
+        n = int(np.prod(ELEMENTS))
+        for name in spec.tensor_inputs:
+            parts[name] = st.lists(_element(spec, name, dtype), min_size=n, max_size=n).map(
+                lambda v: S.cast(v, dtype).reshape(ELEMENTS))
+        return st.fixed_dictionaries(parts)
+    n = ROWS * CLASSES
+    for i, (name, s) in enumerate(spec.doc.inputs.items()):
+        if i == 0:
+            parts[name] = st.lists(_element(spec, name, dtype, tiny=False), min_size=n, max_size=n).map(
+                lambda v: S.cast(v, dtype).reshape(ROWS, CLASSES))
+        elif s.kind == "class_index":
+            ignore = int(params.get("ignore_index", -100))
+            first = st.just(ignore) if cfg.name == "ignore_index" else st.integers(0, CLASSES - 1)
+            parts[name] = st.tuples(first, st.lists(st.integers(0, CLASSES - 1), min_size=ROWS - 1, max_size=ROWS - 1)).map(
+                lambda t: np.asarray([t[0], *t[1]], dtype=np.int64))
+        elif s.kind == "class_weight":
+            # class weights as people set them: 0 (a class switched off) or 1/16 to 4, never so small
+            # that weight * loss underflows (that would measure gradual underflow, not the loss)
+            one = st.one_of(st.just(0.0), st.floats(0.0625, 4.0))
+            weights = st.lists(one, min_size=CLASSES, max_size=CLASSES).map(
+                lambda v: S.cast(v, dtype)) if cfg.name == "weight" else st.just(S.cast(np.ones(CLASSES), dtype))
+            parts[name] = weights
+        else:
+            parts[name] = st.lists(_distribution(CLASSES, dtype), min_size=ROWS, max_size=ROWS).map(
+                lambda v: S.cast(v, dtype))
+    return st.fixed_dictionaries(parts)
+
+
+def _cotangent(shape: tuple[int, ...], dtype: str) -> st.SearchStrategy[np.ndarray]:
+    """Cotangents of the size training uses (loss.backward() passes 1): a tiny one would make
+    g / N subnormal in float16 and measure gradual underflow instead of the loss."""
+    n = int(np.prod(shape))
+    size = st.one_of(st.sampled_from([1.0, 0.5, 2.0]), st.floats(0.25, 2.0))
+    signed = st.tuples(size, st.booleans()).map(lambda t: -t[0] if t[1] else t[0])
+    return st.lists(signed, min_size=n, max_size=n).map(lambda vs: S.cast(vs, dtype).reshape(shape))
+
+
+# ---------------------------------------------------------------- backend and tolerance
+
+def backend_loss(ctx: Context, spec: Spec, inputs: dict[str, np.ndarray], params: dict[str, Any], cfg: Config,
+                 dtype: str) -> np.ndarray:
+    call = for_backend(spec, inputs, cfg.name == "weight")
+    return call_backend(ctx, f"{spec.name} value", lambda: ctx.adapter.value(spec.name, call, {**params, "reduction": cfg.reduction}, dtype))
+
+
+def reduced_budget(ctx: Context, spec: Spec, inputs: dict[str, np.ndarray], params: dict[str, Any], reduction: str,
+                   dtype: str, budget: float, exact: RefResult) -> float:
+    """The ULPs a reduced loss may be off by: per-sample budgets plus summation (see the module docstring)."""
+    L = losses(ctx)
+    per = L.value(spec, inputs, params, "none", "float64").values.astype(np.float64).ravel()
+    cond = np.ones_like(per)
+    if spec.condition is not None:
+        cond = np.maximum(1.0, L.condition(spec, "value", inputs, params, dtype).ravel())
+    eps = 2.0 ** (1 - info(dtype).precision)
+    with np.errstate(over="ignore", invalid="ignore"):
+        spacing = np.spacing(np.abs(S.cast(per, dtype))).astype(np.float64)
+        n = max(per.size, 2)
+        err = np.nansum(budget * cond * spacing) + math.ceil(math.log2(n)) * eps * np.nansum(np.abs(per))
+        if reduction == "mean":
+            err /= np.nansum(L.counts(spec, inputs, params))
+        total = abs(float(exact.values.astype(np.float64).ravel()[0])) if exact.values.size else 0.0
+        unit = float(np.spacing(S.cast([total], dtype)).astype(np.float64)[0])
+    allowed = max(budget, err / unit) if math.isfinite(unit) and unit > 0 else budget
+    return allowed + (1.0 if reduction == "mean" else 0.0)
+
+
+def _compare(ctx: Context, case: Case, got: np.ndarray, inputs: dict[str, np.ndarray], params: dict[str, Any],
+             cfg: Config, what: str, extra: str = "") -> Measurement:
+    spec, dtype = case.spec, case.dtype
+    budget = spec.doc.tolerance.for_dtype(dtype).ulp
+    ref = losses(ctx).value(spec, inputs, params, cfg.reduction, dtype)
+    if cfg.reduction == "none":
+        cond = losses(ctx).condition(spec, "value", inputs, params, dtype) if spec.condition is not None else None
+        allowed, shown = budget, budget
+    else:
+        cond, allowed = None, reduced_budget(ctx, spec, inputs, params, cfg.reduction, dtype, budget, ref)
+        shown = allowed
+    same = [a for a in inputs.values() if np.asarray(a).shape == ref.values.shape]
+    m = _measure(got, ref, dtype, allowed, cond, case, same or None)
+    ctx.results.setdefault(case.id, Worst()).update(m, inputs, params)
+    if m.any_certain and not m.ok:
+        raise failure(ctx, case, m, for_backend(spec, inputs, cfg.name == "weight"),
+                      {**params, "reduction": cfg.reduction}, what, shown, extra)
+    return m
+
+
+# ---------------------------------------------------------------- the checks
+
+def check_value(ctx: Context, case: Case) -> None:
+    spec, dtype, cfg = case.spec, case.dtype, case.extra
+
+    def body(ex: tuple) -> None:
+        params, inputs = ex
+        got = backend_loss(ctx, spec, inputs, params, cfg, dtype)
+        m = _compare(ctx, case, got, inputs, params, cfg, "value against the exact reference")
+        target(min(m.max_ratio, 1e9), label="error / allowed")
+    run_search(ctx, case, example(spec, dtype, cfg), body)
+
+
+def check_gradient(ctx: Context, case: Case) -> None:
+    spec, dtype, cfg, wrt = case.spec, case.dtype, case.extra, case.wrt
+    budget = spec.doc.tolerance.for_dtype(dtype).gradient_ulp + (1.0 if cfg.reduction == "mean" else 0.0)
+    L = losses(ctx)
+
+    def with_g(ex: tuple) -> st.SearchStrategy[tuple]:
+        params, inputs = ex
+        shape = L.value(spec, inputs, params, cfg.reduction, "float64").values.shape
+        return _cotangent(shape, dtype).map(lambda g: (params, inputs, g))
+
+    def body(ex: tuple) -> None:
+        params, inputs, g = ex
+        call = for_backend(spec, inputs, cfg.name == "weight")
+        full = {**params, "reduction": cfg.reduction}
+        got = call_backend(ctx, f"{spec.name} gradient", lambda: ctx.adapter.vjp(spec.name, wrt, call, g, full, dtype))
+        ref = L.vjp(spec, wrt, inputs, g, params, cfg.reduction, dtype)
+        cond = L.condition(spec, "gradient", inputs, params, dtype, wrt) \
+            if (spec.gradient_condition is not None or wrt in spec.gradient_conditions) else None
+        # Where the derivative does not exist or is infinite (a probability of exactly 0 or 1, a
+        # target of 0 in kl_div) the value and stability checks judge the convention.
+        undefined = ~np.isfinite(ref.values.astype(np.float64)) & ~ref.uncertain
+        m = _measure(got, ref, dtype, budget, cond, case, [inputs[wrt]], exclude=undefined)
+        ctx.results.setdefault(case.id, Worst()).update(m, inputs, params)
+        target(min(m.max_ratio, 1e9), label="error / allowed")
+        if m.any_certain and not m.ok:
+            raise failure(ctx, case, m, {**call, "g": g}, full, f"vector-Jacobian product with cotangent g = {show(g)}",
+                          budget)
+    run_search(ctx, case, example(spec, dtype, cfg).flatmap(with_g), body)
+
+
+def check_stability(ctx: Context, case: Case) -> None:
+    cfg, why = case.extra
+    inputs = {k: np.asarray(v) for k, v in case.inputs.items()}
+    got = backend_loss(ctx, case.spec, inputs, case.params, cfg, case.dtype)
+    m = _compare(ctx, case, got, inputs, case.params, cfg, "a stability input named in the spec", why)
+    if not m.any_certain:
+        pytest.skip("reference uncertain for every input of this example")
+
+
+def check_special(ctx: Context, case: Case) -> None:
+    spec, dtype, cfg = case.spec, case.dtype, case.extra
+    inputs = fixed_loss_inputs(spec, dtype)
+    first = spec.tensor_inputs[0]
+    x = inputs[first].astype(np.float64).copy()
+    x.reshape(-1)[0] = math.nan
+    inputs[first] = S.cast(x, dtype)
+    params = spec.default_params()
+    got = backend_loss(ctx, spec, inputs, params, cfg, dtype)
+    _compare(ctx, case, got, inputs, params, cfg, "special values: a NaN prediction makes its sample (and any reduction) NaN")
+
+
+def check_dtype(ctx: Context, case: Case) -> None:
+    spec, dtype = case.spec, case.dtype
+    inputs = fixed_loss_inputs(spec, dtype)
+    params = spec.default_params()
+    want = info(dtype).np_dtype
+    problems = []
+    for r in ("none", "sum", "mean"):
+        got = backend_loss(ctx, spec, inputs, params, Config(PLAIN, r), dtype)
+        shape = losses(ctx).value(spec, inputs, params, r, dtype).values.shape
+        if got.dtype != want:
+            problems.append(f"reduction={r}: output dtype {got.dtype} for {dtype} input")
+        if got.shape != shape:
+            problems.append(f"reduction={r}: output shape {got.shape}, expected {shape}")
+    if problems:
+        repro = ctx.adapter.repro(spec.name, for_backend(spec, inputs, False), {**params, "reduction": "none"}, dtype)
+        raise CheckFailure(f"{case.id}: " + "; ".join(problems) + f"\n  repro: {repro}")
+
+
+def check_shapes(ctx: Context, case: Case) -> None:
+    spec, dtype = case.spec, case.dtype
+    kind, cfg = case.extra
+    params = spec.default_params()
+    if kind == "one":
+        inputs = fixed_loss_inputs(spec, dtype, rows=1)
+    elif kind == "empty":
+        inputs = fixed_loss_inputs(spec, dtype, rows=0)
+    else:
+        inputs = fixed_loss_inputs(spec, dtype, axis_shape=(2, CLASSES, 3))
+        params = {**params, spec.doc.axis_param: 1}
+    call = for_backend(spec, inputs, False)
+    try:
+        got = ctx.adapter.value(spec.name, call, {**params, "reduction": cfg.reduction}, dtype)
+    except Exception as exc:   # noqa: BLE001
+        if kind == "empty" or type(exc).__name__ == "NotProvided":
+            pytest.skip(f"not provided: {ctx.adapter.name} does not take this shape ({type(exc).__name__}: {exc})")
+        raise CheckFailure(f"{case.id}: {ctx.adapter.name} raised {type(exc).__name__}: {exc}") from exc
+    got = np.asarray(got)
+    ref = losses(ctx).value(spec, inputs, params, cfg.reduction, dtype)
+    if got.shape != ref.values.shape:
+        raise CheckFailure(f"{case.id}: output shape {got.shape}, expected {ref.values.shape}\n  repro: "
+                           f"{ctx.adapter.repro(spec.name, call, {**params, 'reduction': cfg.reduction}, dtype)}")
+    if got.size:
+        _compare(ctx, case, got, inputs, params, cfg, f"shape: {case.label}")
+
+
+def check_large_batch(ctx: Context, case: Case) -> None:
+    spec, dtype, cfg = case.spec, case.dtype, case.extra
+    rng = np.random.default_rng(ctx.case_seed(case))
+    inputs = fixed_loss_inputs(spec, dtype, rows=LARGE_ROWS, classes=4)
+    for name, a in inputs.items():
+        if a.dtype.kind in "iu":
+            inputs[name] = rng.integers(0, 4, a.shape).astype(np.int64)
+        elif name != weight_name(spec):
+            dom = spec.domain(name)
+            lo, hi = max(dom.lo, -4.0), min(dom.hi, 4.0)
+            v = rng.uniform(lo + (hi - lo) / 64, hi - (hi - lo) / 64, a.shape)   # clear of 0 and 1 probabilities
+            if spec.shape == "vector" and name != spec.tensor_inputs[0]:
+                v = v / v.sum(axis=-1, keepdims=True)
+            inputs[name] = S.cast(v, dtype)
+    params = spec.default_params()
+    got = backend_loss(ctx, spec, inputs, params, cfg, dtype)
+    _compare(ctx, case, got, inputs, params, cfg, f"{LARGE_ROWS} samples: the reduction's own rounding error",
+             "a naive running sum in the input's precision loses about sqrt(n) ULPs; pairwise summation log2(n)")
+
+
+RUNNERS = {"value": check_value, "gradient": check_gradient, "stability": check_stability, "special": check_special,
+           "dtype": check_dtype, "shapes": check_shapes, "large_batch": check_large_batch}
