@@ -10,9 +10,11 @@ import jax
 jax.config.update("jax_enable_x64", True)   # without it, float64 arrays silently become float32
 
 import jax.numpy as jnp  # noqa: E402
+import jax.scipy.special as jsp  # noqa: E402
 import numpy as np  # noqa: E402
+import optax  # noqa: E402
 
-from .base import Adapter, Missing, Op, native_default  # noqa: E402
+from .base import Adapter, Missing, Op, native_default, require_class_axis  # noqa: E402
 
 DTYPES = {"float64": jnp.float64, "float32": jnp.float32, "float16": jnp.float16, "bfloat16": jnp.bfloat16}
 nn = jax.nn
@@ -55,6 +57,55 @@ OPS: dict[str, Op | Missing] = {
 }
 
 
+# ---- losses: optax where it has the loss (per-sample values), jax.numpy for the reduction and
+# for what optax lacks.
+
+def _reduce(loss: jax.Array, reduction: str) -> jax.Array:
+    return loss if reduction == "none" else (jnp.sum(loss) if reduction == "sum" else jnp.mean(loss))
+
+
+def _soft_ce(input: jax.Array, target: jax.Array, *, reduction: str, axis: int, label_smoothing: float) -> jax.Array:
+    if label_smoothing:
+        require_class_axis(axis, input.ndim, -1, "optax.smooth_labels")
+        target = optax.smooth_labels(target, label_smoothing)
+    return _reduce(optax.softmax_cross_entropy(input, target, axis=int(axis)), reduction)
+
+
+LOSSES: dict[str, Op | Missing] = {
+    "mse": Op(lambda input, target, reduction: _reduce(optax.squared_error(input, target), reduction),
+              "optax.squared_error", "jax.numpy.mean(optax.squared_error({input}, {target}))"),
+    "l1": Op(lambda input, target, reduction: _reduce(jnp.abs(input - target), reduction), "jax.numpy.abs",
+             "jax.numpy.mean(jax.numpy.abs({input} - {target}))"),
+    "huber": Op(lambda input, target, reduction, delta: _reduce(optax.huber_loss(input, target, delta=delta), reduction),
+                "optax.huber_loss", "jax.numpy.mean(optax.huber_loss({input}, {target}, delta={delta}))",
+                native=(native_default(optax.huber_loss, "delta"),)),
+    "smooth_l1": Missing("optax has no smooth L1 (it is optax.huber_loss(delta=beta) / beta)"),
+    "binary_cross_entropy": Op(
+        lambda input, target, reduction: _reduce(-(jsp.xlogy(target, input) + jsp.xlog1py(1 - target, -input)), reduction),
+        "jax.scipy.special.xlogy", "-(jax.scipy.special.xlogy({target}, {input}) + jax.scipy.special.xlog1py(1 - {target}, -{input}))",
+        why="optax has no binary cross-entropy on probabilities"),
+    "binary_cross_entropy_with_logits": Op(
+        lambda input, target, reduction: _reduce(optax.sigmoid_binary_cross_entropy(input, target), reduction),
+        "optax.sigmoid_binary_cross_entropy", "jax.numpy.mean(optax.sigmoid_binary_cross_entropy({input}, {target}))",
+        fixed={"pos_weight": 1.0}),
+    "cross_entropy": Op(
+        lambda input, target, reduction, axis: _reduce(
+            optax.softmax_cross_entropy_with_integer_labels(input, target, axis=int(axis)), reduction),
+        "optax.softmax_cross_entropy_with_integer_labels",
+        "optax.softmax_cross_entropy_with_integer_labels({input}, {target}, axis={axis})",
+        native=(native_default(optax.softmax_cross_entropy_with_integer_labels, "axis"),),
+        fixed={"label_smoothing": 0.0, "ignore_index": -100}),
+    "cross_entropy_soft": Op(_soft_ce, "optax.softmax_cross_entropy",
+                             "optax.softmax_cross_entropy({input}, optax.smooth_labels({target}, {label_smoothing}), axis={axis})",
+                             native=(native_default(optax.softmax_cross_entropy, "axis"),)),
+    "nll": Missing("optax has no negative log-likelihood of log-probabilities"),
+    "kl_div": Op(lambda input, target, reduction, axis: _reduce(optax.kl_divergence(input, target, axis=int(axis)), reduction),
+                 "optax.kl_divergence", "optax.kl_divergence({input}, {target}, axis={axis})",
+                 native=(native_default(optax.kl_divergence, "axis"),)),
+}
+OPS.update(LOSSES)
+
+
 class JaxAdapter(Adapter):
     name = "jax"
     framework = "jax"
@@ -72,6 +123,11 @@ class JaxAdapter(Adapter):
 
     def to_backend(self, a: np.ndarray, dtype: str) -> jax.Array:
         return jax.device_put(jnp.asarray(np.asarray(a), dtype=DTYPES[dtype]), self._device)
+
+    def to_backend_index(self, a: np.ndarray) -> jax.Array:
+        return jax.device_put(jnp.asarray(np.asarray(a), dtype=jnp.int64), self._device)
+
+    index_repro = "jax.numpy.array({values})"
 
     def to_numpy(self, t: Any) -> np.ndarray:
         if not isinstance(t, jax.Array):

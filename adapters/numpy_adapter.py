@@ -102,6 +102,97 @@ OPS: dict[str, Op | Missing] = {
 }
 
 
+# ---- losses: NumPy has none, so these are the formulas a NumPy user writes, with scipy.special's
+# xlogy/log_softmax where they exist (they settle 0 log 0 and the overflow of exp for them).
+
+def _loss(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+    """bfloat16 through float32 (as _wide), for every float argument of a loss."""
+    def call(input: np.ndarray, target: np.ndarray, **kw: Any) -> np.ndarray:
+        dtype = input.dtype
+        wide = (lambda a: a.astype(np.float32) if a is not None and a.dtype == ml_dtypes.bfloat16 else a)
+        with np.errstate(all="ignore"):
+            if "weight" in kw:
+                kw["weight"] = wide(kw["weight"])
+            out = fn(wide(input), wide(target) if target.dtype.kind == "f" else target, **kw)
+        return np.asarray(out).astype(dtype, copy=False)
+    call.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
+    return call
+
+
+def _reduce(loss: np.ndarray, reduction: str, count: np.ndarray | None = None) -> np.ndarray:
+    if reduction == "none":
+        return loss
+    total = np.sum(loss)                     # pairwise summation
+    if reduction == "sum":
+        return total
+    return total / (np.sum(count) if count is not None else loss.dtype.type(loss.size))
+
+
+def _huber(d: np.ndarray, delta: float) -> np.ndarray:
+    a = np.abs(d)
+    return np.where(a < delta, _c(d, 0.5) * d * d, _c(d, delta) * (a - _c(d, 0.5 * delta)))
+
+
+def _bce_logits(x: np.ndarray, t: np.ndarray, pw: float) -> np.ndarray:
+    softplus_neg = np.maximum(-x, _c(x, 0)) + np.log1p(np.exp(-np.abs(x)))
+    return (_c(x, 1) - t) * x + (_c(x, 1) + _c(x, pw - 1) * t) * softplus_neg
+
+
+def _ce(input: np.ndarray, target: np.ndarray, weight: np.ndarray | None = None, *, reduction: str, axis: int,
+        label_smoothing: float = 0.0, ignore_index: int = -100) -> np.ndarray:
+    logp = sp.log_softmax(input, axis=axis)
+    moved = np.moveaxis(logp, axis, -1)
+    w = np.ones(moved.shape[-1], dtype=input.dtype) if weight is None else weight
+    if target.dtype.kind in "iu":
+        keep = target != ignore_index
+        t = np.where(keep, target, 0)
+        picked = np.take_along_axis(moved, t[..., None], axis=-1)[..., 0]
+        nll = -w[t] * picked
+        loss = nll
+        if label_smoothing:
+            loss = _c(input, 1 - label_smoothing) * nll - _c(input, label_smoothing) * (moved * w).mean(axis=-1)
+        loss = np.where(keep, loss, _c(input, 0))
+        return _reduce(loss, reduction, np.where(keep, w[t], _c(input, 0)))
+    q = np.moveaxis(target, axis, -1) * _c(input, 1 - label_smoothing) + _c(input, label_smoothing / moved.shape[-1])
+    return _reduce(-(moved * q * w).sum(axis=-1), reduction)
+
+
+def _nll(input: np.ndarray, target: np.ndarray, weight: np.ndarray | None = None, *, reduction: str, axis: int,
+         ignore_index: int = -100) -> np.ndarray:
+    moved = np.moveaxis(input, axis, -1)
+    w = np.ones(moved.shape[-1], dtype=input.dtype) if weight is None else weight
+    keep = target != ignore_index
+    t = np.where(keep, target, 0)
+    loss = np.where(keep, -w[t] * np.take_along_axis(moved, t[..., None], axis=-1)[..., 0], _c(input, 0))
+    return _reduce(loss, reduction, np.where(keep, w[t], _c(input, 0)))
+
+
+LOSSES: dict[str, Op | Missing] = {
+    "mse": Op(_loss(lambda input, target, reduction: _reduce((input - target) ** 2, reduction)), "numpy",
+              "numpy.mean(({input} - {target}) ** 2)"),
+    "l1": Op(_loss(lambda input, target, reduction: _reduce(np.abs(input - target), reduction)), "numpy",
+             "numpy.mean(numpy.abs({input} - {target}))"),
+    "huber": Op(_loss(lambda input, target, reduction, delta: _reduce(_huber(input - target, delta), reduction)),
+                "numpy.where", "numpy.where(|d| < {delta}, 0.5 d**2, {delta} (|d| - {delta}/2)), d = {input} - {target}"),
+    "smooth_l1": Op(_loss(lambda input, target, reduction, beta: _reduce(_huber(input - target, beta) / _c(input, beta),
+                                                                         reduction)),
+                    "numpy.where", "huber({input} - {target}, {beta}) / {beta}"),
+    "binary_cross_entropy": Op(_loss(lambda input, target, reduction: _reduce(
+        -(sp.xlogy(target, input) + sp.xlog1py(_c(input, 1) - target, -input)), reduction)),
+        "scipy.special.xlogy", "-(scipy.special.xlogy({target}, {input}) + scipy.special.xlog1py(1 - {target}, -{input}))"),
+    "binary_cross_entropy_with_logits": Op(_loss(lambda input, target, reduction, pos_weight: _reduce(
+        _bce_logits(input, target, pos_weight), reduction)), "numpy.log1p",
+        "(1 - t) x + (1 + (pw - 1) t) (max(-x, 0) + log1p(exp(-|x|)))"),
+    "cross_entropy": Op(_loss(_ce), "scipy.special.log_softmax", "scipy.special.log_softmax({input}, axis={axis})"),
+    "cross_entropy_soft": Op(_loss(_ce), "scipy.special.log_softmax", "scipy.special.log_softmax({input}, axis={axis})"),
+    "nll": Op(_loss(_nll), "numpy.take_along_axis", "-numpy.take_along_axis({input}, {target}[:, None], axis=1)"),
+    "kl_div": Op(_loss(lambda input, target, reduction, axis: _reduce(
+        (sp.xlogy(target, target) - target * input).sum(axis=axis), reduction)),
+        "scipy.special.xlogy", "(scipy.special.xlogy({target}, {target}) - {target} * {input}).sum(axis={axis})"),
+}
+OPS.update(LOSSES)
+
+
 class NumpyAdapter(Adapter):
     name = "numpy"
     framework = "scipy"

@@ -14,7 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")   # keep the run's output rea
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from .base import Adapter, Missing, NativeDefault, Op, native_default  # noqa: E402
+from .base import Adapter, Missing, NativeDefault, Op, native_default, require_class_axis, signature_default  # noqa: E402
 
 DTYPES = {"float64": tf.float64, "float32": tf.float32, "float16": tf.float16, "bfloat16": tf.bfloat16}
 
@@ -63,6 +63,97 @@ OPS: dict[str, Op | Missing] = {
 }
 
 
+# ---- losses: Keras loss classes (what TF users call), tf.nn where Keras lacks an option (pos_weight).
+# Keras reduces the last axis before its reduction, so elementwise losses get a trailing axis of 1;
+# Keras computes in floatx (float32) unless given dtype=, so the canonical call passes the input's.
+K = tf.keras.losses
+KERAS_REDUCTION = {"none": None, "sum": "sum", "mean": "sum_over_batch_size"}
+
+
+def _keras(cls: Any, input: tf.Tensor, target: tf.Tensor, reduction: str, elementwise: bool = False, **kw: Any) -> tf.Tensor:
+    loss = cls(reduction=KERAS_REDUCTION[reduction], dtype=input.dtype.name, **kw)
+    if elementwise:
+        out = loss(target[..., None], input[..., None])
+        return out
+    return loss(target, input)
+
+
+def _tf_reduce(t: tf.Tensor, reduction: str) -> tf.Tensor:
+    return t if reduction == "none" else (tf.reduce_sum(t) if reduction == "sum" else tf.reduce_mean(t))
+
+
+def _keras_defaults(cls: Any, logits: bool | None = None) -> tuple[NativeDefault, ...]:
+    init = cls.__init__
+    out = [native_default(init, "reduction", interpret={"sum_over_batch_size": "mean"}),
+           native_default(init, "dtype", "computation dtype", canonical="the input's dtype",
+                          interpret={None: "float32 (keras floatx)"}, note="float16 and float64 inputs are computed in float32")]
+    if logits is not None:
+        out.append(native_default(init, "from_logits", "input convention", canonical=logits,
+                                  note="from_logits=False takes the input as probabilities"))
+    return tuple(out)
+
+
+def _sparse_ce(input: tf.Tensor, target: tf.Tensor, *, reduction: str, axis: int, ignore_index: int = -100) -> tf.Tensor:
+    ignore = int(ignore_index)
+    return _keras(K.SparseCategoricalCrossentropy, input, target, reduction, from_logits=True, axis=int(axis),
+                  ignore_class=None if ignore < 0 else ignore)
+
+
+def _kl(input: tf.Tensor, target: tf.Tensor, *, reduction: str, axis: int) -> tf.Tensor:
+    require_class_axis(axis, len(input.shape), -1, "keras.losses.KLDivergence")
+    return _keras(K.KLDivergence, tf.exp(input), target, reduction)   # Keras takes probabilities, not log q
+
+
+def _bce_logits(input: tf.Tensor, target: tf.Tensor, *, reduction: str, pos_weight: float) -> tf.Tensor:
+    if pos_weight == 1:
+        return _tf_reduce(tf.nn.sigmoid_cross_entropy_with_logits(labels=target, logits=input), reduction)
+    return _tf_reduce(tf.nn.weighted_cross_entropy_with_logits(labels=target, logits=input, pos_weight=pos_weight), reduction)
+
+
+LOSSES: dict[str, Op | Missing] = {
+    "mse": Op(lambda input, target, reduction: _keras(K.MeanSquaredError, input, target, reduction, True),
+              "keras.losses.MeanSquaredError", "keras.losses.MeanSquaredError(reduction={reduction})({target}, {input})",
+              native=_keras_defaults(K.MeanSquaredError)),
+    "l1": Op(lambda input, target, reduction: _keras(K.MeanAbsoluteError, input, target, reduction, True),
+             "keras.losses.MeanAbsoluteError", "keras.losses.MeanAbsoluteError(reduction={reduction})({target}, {input})",
+             native=_keras_defaults(K.MeanAbsoluteError)),
+    "huber": Op(lambda input, target, reduction, delta: _keras(K.Huber, input, target, reduction, True, delta=delta),
+                "keras.losses.Huber", "keras.losses.Huber(delta={delta}, reduction={reduction})({target}, {input})",
+                native=_keras_defaults(K.Huber) + (native_default(K.Huber.__init__, "delta"),)),
+    "smooth_l1": Missing("neither tf.nn nor keras.losses has smooth L1 (it is keras.losses.Huber(delta=beta) / beta)"),
+    "binary_cross_entropy": Op(
+        lambda input, target, reduction: _keras(K.BinaryCrossentropy, input, target, reduction, True),
+        "keras.losses.BinaryCrossentropy", "keras.losses.BinaryCrossentropy(reduction={reduction})({target}, {input})",
+        native=_keras_defaults(K.BinaryCrossentropy, logits=False)),
+    "binary_cross_entropy_with_logits": Op(
+        _bce_logits, "tf.nn.weighted_cross_entropy_with_logits",
+        "tf.nn.weighted_cross_entropy_with_logits(labels={target}, logits={input}, pos_weight={pos_weight})",
+        native=(native_default(K.BinaryCrossentropy.__init__, "from_logits", "input convention", canonical=True,
+                               note="keras.losses.BinaryCrossentropy takes probabilities unless from_logits=True"),)),
+    "cross_entropy": Op(_sparse_ce, "keras.losses.SparseCategoricalCrossentropy",
+                        "keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction={reduction}, "
+                        "axis={axis})({target}, {input})",
+                        native=_keras_defaults(K.SparseCategoricalCrossentropy, logits=True)
+                        + (native_default(K.SparseCategoricalCrossentropy.__init__, "ignore_class", "ignore_index",
+                                          interpret={None: -100}, note="None: nothing is ignored"),),
+                        fixed={"label_smoothing": 0.0}),
+    "cross_entropy_soft": Op(
+        lambda input, target, reduction, axis, label_smoothing: _keras(
+            K.CategoricalCrossentropy, input, target, reduction, from_logits=True, label_smoothing=label_smoothing,
+            axis=int(axis)),
+        "keras.losses.CategoricalCrossentropy",
+        "keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing={label_smoothing}, axis={axis}, "
+        "reduction={reduction})({target}, {input})",
+        native=_keras_defaults(K.CategoricalCrossentropy, logits=True)
+        + (native_default(K.CategoricalCrossentropy.__init__, "label_smoothing"),)),
+    "nll": Missing("neither tf.nn nor keras.losses has a negative log-likelihood of log-probabilities"),
+    "kl_div": Op(_kl, "keras.losses.KLDivergence", "keras.losses.KLDivergence(reduction={reduction})({target}, tf.exp({input}))",
+                 native=_keras_defaults(K.KLDivergence),
+                 why="Keras takes probabilities: the canonical call passes tf.exp(input)"),
+}
+OPS.update(LOSSES)
+
+
 class TensorflowAdapter(Adapter):
     name = "tensorflow"
     framework = "tensorflow"
@@ -81,10 +172,16 @@ class TensorflowAdapter(Adapter):
         with tf.device(self._tf_device):
             return tf.constant(np.asarray(a), dtype=DTYPES[dtype])
 
+    def to_backend_index(self, a: np.ndarray) -> tf.Tensor:
+        with tf.device(self._tf_device):
+            return tf.constant(np.asarray(a, dtype=np.int64))
+
+    index_repro = "tf.constant({values})"
+
     def to_numpy(self, t: Any) -> np.ndarray:
         if not isinstance(t, (tf.Tensor, tf.Variable)):
             raise TypeError(f"expected a tf.Tensor, got {type(t).__name__}")
-        return t.numpy()
+        return np.asarray(t.numpy())          # a 0-d tensor gives a NumPy scalar, not an array
 
     def vjp_call(self, fn: Callable[..., Any], args: Sequence[Any], wrt: int, cotangent: Any) -> Any:
         with tf.device(self._tf_device):
@@ -95,6 +192,12 @@ class TensorflowAdapter(Adapter):
         if grad is None:
             raise RuntimeError("tf.GradientTape returned None: the output does not depend on the input")
         return grad
+
+    def repro(self, function: str, inputs: Any, params: Any, dtype: str) -> str:
+        # Keras spells the reductions differently: show the call as a user types it.
+        if "reduction" in params and self.op(function).api.startswith("keras"):
+            params = {**params, "reduction": KERAS_REDUCTION[params["reduction"]]}
+        return super().repro(function, inputs, params, dtype)
 
     def environment(self) -> dict[str, str]:
         return {"TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (oneDNN on by default on x86)"),

@@ -27,7 +27,7 @@ class Entry(BaseModel):
     function: str
     dtypes: list[Literal["float64", "float32", "float16", "bfloat16"]] | None = None
     checks: list[str] | None = None
-    case: str | None = None                 # a substring of the test id, to pin one input
+    case: str | None = None                 # a substring of the test id, to pin one input; a final "$" anchors it at the end
     devices: list[str] | None = None
     kind: Literal["bug", "accuracy", "convention", "default"] = "accuracy"
     reason: str = Field(min_length=10)
@@ -38,7 +38,7 @@ class Entry(BaseModel):
         return (case.function == self.function
                 and (self.dtypes is None or case.dtype in self.dtypes)
                 and (self.checks is None or case.check in self.checks)
-                and (self.case is None or self.case in case.id)
+                and (self.case is None or (case.id.endswith(self.case[:-1]) if self.case.endswith("$") else self.case in case.id))
                 and (self.devices is None or device in self.devices))
 
     def describe(self) -> str:

@@ -13,13 +13,22 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Mapping
 
+import math
+
 import numpy as np
-import scipy.special as sp
 
 from nnconform.spec import formula as F
 
+# No scipy here: the reference must import cheaply and only once (pytest's in-process runs re-import).
 _UNARY = {"exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1p, "sqrt": np.sqrt, "tanh": np.tanh,
-          "erf": sp.erf, "erfc": sp.erfc, "sigmoid": sp.expit, "abs": np.abs}
+          "erf": np.vectorize(math.erf, otypes=[float]), "erfc": np.vectorize(math.erfc, otypes=[float]),
+          "sigmoid": lambda x: 0.5 * (1 + np.tanh(0.5 * x)), "abs": np.abs}
+
+
+def _logsumexp(a: np.ndarray) -> np.ndarray:
+    m = a.max(axis=-1, keepdims=True)
+    shift = np.where(np.isfinite(m), m, 0.0)
+    return shift + np.log(np.exp(a - shift).sum(axis=-1, keepdims=True))
 _CMP = {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal, "==": np.equal, "!=": np.not_equal}
 
 
@@ -78,4 +87,4 @@ def _call(node: F.Call, env: Mapping[str, np.ndarray]) -> np.ndarray:
         return a.max(axis=-1, keepdims=True)
     if name == "min":
         return a.min(axis=-1, keepdims=True)
-    return sp.logsumexp(a, axis=-1, keepdims=True)
+    return _logsumexp(a)

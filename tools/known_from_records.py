@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 ONE_INPUT = {"stability", "special", "kink", "defaults", "properties"}   # entries name the input/parameter/property
+LABELLED = ONE_INPUT | {"shapes", "large_batch"}        # plus losses' configurations (value/gradient with a label)
 
 
 def evidence(r: dict[str, Any], backend: str, version: str) -> str:
@@ -46,12 +47,13 @@ def build(records_path: Path, reasons_path: Path) -> tuple[list[dict[str, Any]],
     run = json.loads(records_path.read_text())
     reasons = yaml.safe_load(reasons_path.read_text()) or {}
     if isinstance(reasons, list):            # an existing known list
-        reasons = {f"{e['function']}/{e['checks'][0]}" + (f"/{e['case'].split(' ', 1)[1]}" if e.get("case") else ""):
+        reasons = {f"{e['function']}/{e['checks'][0]}" + (f"/{e['case'].split(' ', 1)[1].rstrip('$')}" if e.get("case") else ""):
                    {k: e[k] for k in ("kind", "reason", "link") if k in e} for e in reasons}
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = collections.OrderedDict()
     for r in sorted((r for r in run["records"] if r["status"] == "fail"), key=lambda r: (r["function"], r["check"], r["id"])):
         parts = r["id"].split(" ", 2)
-        label = parts[2].split(" -> ")[0] if len(parts) == 3 and r["check"] in ONE_INPUT else ""
+        loss = r["check"] in ("value", "gradient") and len(parts) == 3 and "reduction=" in parts[2]
+        label = parts[2].split(" -> ")[0] if len(parts) == 3 and (r["check"] in LABELLED or loss) else ""
         groups.setdefault((r["function"], r["check"], label), []).append(r)
     entries, missing = [], []
     for (fn, check, label), rs in groups.items():
@@ -67,7 +69,7 @@ def build(records_path: Path, reasons_path: Path) -> tuple[list[dict[str, Any]],
             entry["dtypes"] = dtypes
         entry["checks"] = [check]
         if label:
-            entry["case"] = f"{check} {label}"
+            entry["case"] = f"{check} {label}" + ("$" if "reduction=" in label and check != "stability" else "")
         entry["kind"] = why.get("kind", "accuracy")
         entry["reason"] = why["reason"]
         worst = max(rs, key=lambda r: r.get("max_ulp") or 0)
