@@ -150,7 +150,7 @@ def reduced_budget(ctx: Context, spec: Spec, inputs: dict[str, np.ndarray], para
     if spec.condition is not None:
         cond = np.maximum(1.0, L.condition(spec, "value", inputs, params, dtype).ravel())
     eps = 2.0 ** (1 - info(dtype).precision)
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         spacing = np.spacing(np.abs(S.cast(per, dtype))).astype(np.float64)
         n = max(per.size, 2)
         err = np.nansum(budget * cond * spacing) + math.ceil(math.log2(n)) * eps * np.nansum(np.abs(per))

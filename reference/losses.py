@@ -168,18 +168,25 @@ class LossReference:
         return self._cached(spec, f"vjp:{wrt}", inputs, cotangent, params, reduction, dtype)
 
     def counts(self, spec: Spec, inputs: Mapping[str, np.ndarray], params: Mapping[str, Any] | None = None) -> np.ndarray:
-        """Each sample's share of mean's denominator, in float64 (0 for ignored samples)."""
+        """Each sample's share of mean's denominator, in float64 (0 for ignored samples); for tolerances only."""
         merged = self.ref.params_for(spec, params)
         samples = split(spec, inputs, merged)
-        bind = self._binder(spec, merged, samples)
-        out = []
-        for item in samples.items:
-            if self._ignored(spec, item, bind):
-                out.append(0.0)
-                continue
-            res = self._solve_one(spec, lambda prec, item=item: [self._count(spec, item, bind, prec)], "float64")
-            out.append(math.nan if res is None else res)
-        return np.asarray(out, dtype=np.float64).reshape(samples.out_shape)
+        n = len(samples.items)
+        if n == 0:
+            return np.zeros(samples.out_shape)
+        env = self._approx_env(spec, samples, merged, "float64")
+        count = np.ones((n, 1)) if spec.count is None else np.broadcast_to(approx.evaluate(spec.count, env), (n, 1))
+        keep = np.ones((n, 1), bool) if spec.ignore is None else ~np.broadcast_to(approx.evaluate(spec.ignore, env), (n, 1))
+        return np.where(keep, count, 0.0)[:, 0].reshape(samples.out_shape)
+
+    def _approx_env(self, spec: Spec, samples: Samples, params: Mapping[str, Any], dtype: str) -> dict[str, np.ndarray]:
+        n, dt = len(samples.items), info(dtype)
+        env = {name: np.asarray([item[name] for item in samples.items], dtype=np.float64).reshape(n, -1)
+               for name in samples.items[0]}
+        env.update({k: np.asarray(float(v)) for k, v in params.items()})
+        env.update(eps=np.asarray(2.0 ** (1 - dt.precision)), tiny=np.asarray(2.0 ** dt.min_subnormal_exp),
+                   width=np.asarray(float(samples.width)), g=np.asarray(1.0))
+        return env
 
     def condition(self, spec: Spec, which: str, inputs: Mapping[str, np.ndarray],
                   params: Mapping[str, Any] | None = None, dtype: str = "float64", wrt: str | None = None) -> np.ndarray:
@@ -196,12 +203,7 @@ class LossReference:
         if tree is None or n == 0:
             out = np.ones((n, width))
         else:
-            dt = info(dtype)
-            env = {name: np.asarray([item[name] for item in samples.items], dtype=np.float64).reshape(n, -1)
-                   for name in samples.items[0]}
-            env.update({k: np.asarray(float(v)) for k, v in merged.items()})
-            env.update(eps=np.asarray(2.0 ** (1 - dt.precision)), tiny=np.asarray(2.0 ** dt.min_subnormal_exp),
-                       width=np.asarray(float(samples.width)), g=np.asarray(1.0))
+            env = self._approx_env(spec, samples, merged, dtype)
             env["y"] = approx.evaluate(spec.formula, env)
             out = np.abs(np.broadcast_to(approx.evaluate(tree, env), (n, width))).astype(np.float64).copy()
             # Float64 cancels where the condition is largest (y or a derivative far below its terms):

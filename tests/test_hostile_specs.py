@@ -162,3 +162,41 @@ def test_nothing_is_executed(tmp_path: Path) -> None:
     rejected(with_formula(attack))
     assert not marker.exists()
     assert "os" not in [m for m in sys.modules if m == "nnconform_attack"]
+
+
+LOSS = yaml.safe_load(next(p for p in spec_files() if p.stem == "cross_entropy").read_text())
+
+
+def loss_with(**changes: object) -> dict:
+    doc = copy.deepcopy(LOSS)
+    for key, value in changes.items():
+        if value is None:
+            doc.pop(key, None)
+        else:
+            doc[key] = value
+    return doc
+
+
+@pytest.mark.parametrize("changes, field, words", [
+    ({"formula": "onehot(input)"}, "formula", "onehot takes an integer target"),
+    ({"formula": "input[weight]"}, "formula", "an index must be an integer target"),
+    ({"formula": "input[target][target]"}, "formula", "only an input may be indexed"),
+    ({"reduction": None}, "<document>", "a loss needs a 'reduction' section"),
+    ({"reduction": {"default": "average", "why": "x"}}, "reduction.default", ""),
+    ({"reduction": {"default": "mean", "count": "__import__('os')", "why": "x"}}, "reduction.count", "__import__"),
+    ({"output": "same"}, "<document>", "output: reduced"),
+    ({"inputs": {"input": {"kind": "tensor"}, "target": {"kind": "class_index", "differentiable": True}}},
+     "inputs.target", "class_index"),
+    ({"stability": [{"x": [[1, 2]], "why": "no targets"}]}, "stability.0.target", "targets"),
+    ({"stability": [{"x": [[1, 2]], "target": [0, 1], "why": "two targets, one row"}]}, "stability.0", "entries"),
+])
+def test_malformed_loss_specs_name_the_field(changes: dict, field: str, words: str) -> None:
+    err = rejected(loss_with(**changes))
+    assert err.field.startswith(field), (err.field, str(err))
+    assert words in str(err)
+
+
+def test_activation_may_not_declare_a_reduction() -> None:
+    doc = copy.deepcopy(GOOD)
+    doc["reduction"] = {"default": "mean", "why": "x"}
+    assert "only a loss may have one" in str(rejected(doc))
