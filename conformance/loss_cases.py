@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 ROWS, CLASSES = 4, 5           # vector losses: fixed shapes (jitted backends compile once per shape)
 ELEMENTS = (4, 3)              # elementwise losses
-LARGE_ROWS = 4096              # the large-batch check: summation error becomes visible
+LARGE_ROWS = 2048              # the large-batch check: float16 accumulation and naive sums become visible
 PLAIN = "plain"
 
 
@@ -149,6 +149,7 @@ def for_dtype(builder: "CaseBuilder", spec: Spec, dtype: str, differentiable: bo
     if spec.shape == "vector":
         for r in ("none", "mean"):
             out.append(Case(spec, dtype, "shapes", f"class axis 1 of 3 reduction={r}", extra=("axis", Config(PLAIN, r))))
-    for r in ("sum", "mean"):
-        out.append(Case(spec, dtype, "large_batch", f"{LARGE_ROWS} samples reduction={r}", extra=Config(PLAIN, r)))
+    if dtype != "float64":    # float64 summation error stays far below any budget at this size
+        for r in ("sum", "mean"):
+            out.append(Case(spec, dtype, "large_batch", f"{LARGE_ROWS} samples reduction={r}", extra=Config(PLAIN, r)))
     return out

@@ -179,6 +179,18 @@ class LossReference:
         keep = np.ones((n, 1), bool) if spec.ignore is None else ~np.broadcast_to(approx.evaluate(spec.ignore, env), (n, 1))
         return np.where(keep, count, 0.0)[:, 0].reshape(samples.out_shape)
 
+    def approximate(self, spec: Spec, inputs: Mapping[str, np.ndarray], params: Mapping[str, Any] | None = None) -> np.ndarray:
+        """Per-sample losses in plain float64 (NumPy), 0 for ignored samples: sizes for tolerances, never a reference."""
+        merged = self.ref.params_for(spec, params)
+        samples = split(spec, inputs, merged)
+        n = len(samples.items)
+        if n == 0:
+            return np.zeros(samples.out_shape)
+        env = self._approx_env(spec, samples, merged, "float64")
+        y = np.broadcast_to(approx.evaluate(spec.formula, env), (n, 1))
+        keep = np.ones((n, 1), bool) if spec.ignore is None else ~np.broadcast_to(approx.evaluate(spec.ignore, env), (n, 1))
+        return np.where(keep, y, 0.0)[:, 0].reshape(samples.out_shape)
+
     def _approx_env(self, spec: Spec, samples: Samples, params: Mapping[str, Any], dtype: str) -> dict[str, np.ndarray]:
         n, dt = len(samples.items), info(dtype)
         env = {name: np.asarray([item[name] for item in samples.items], dtype=np.float64).reshape(n, -1)
