@@ -93,6 +93,10 @@ def _keras_defaults(cls: Any, logits: bool | None = None) -> tuple[NativeDefault
     return tuple(out)
 
 
+EPSILON = NativeDefault("keras.config.epsilon()", "probability clipping", tf.keras.config.epsilon, canonical="none",
+                        note="probabilities are clipped to [epsilon, 1 - epsilon] before the log")
+
+
 def _sparse_ce(input: tf.Tensor, target: tf.Tensor, *, reduction: str, axis: int, ignore_index: int = -100) -> tf.Tensor:
     ignore = int(ignore_index)
     return _keras(K.SparseCategoricalCrossentropy, input, target, reduction, from_logits=True, axis=int(axis),
@@ -124,7 +128,7 @@ LOSSES: dict[str, Op | Missing] = {
     "binary_cross_entropy": Op(
         lambda input, target, reduction: _keras(K.BinaryCrossentropy, input, target, reduction, True),
         "keras.losses.BinaryCrossentropy", "keras.losses.BinaryCrossentropy(reduction={reduction})({target}, {input})",
-        native=_keras_defaults(K.BinaryCrossentropy, logits=False)),
+        native=_keras_defaults(K.BinaryCrossentropy, logits=False) + (EPSILON,)),
     "binary_cross_entropy_with_logits": Op(
         _bce_logits, "tf.nn.weighted_cross_entropy_with_logits",
         "tf.nn.weighted_cross_entropy_with_logits(labels={target}, logits={input}, pos_weight={pos_weight})",
@@ -148,7 +152,7 @@ LOSSES: dict[str, Op | Missing] = {
         + (native_default(K.CategoricalCrossentropy.__init__, "label_smoothing"),)),
     "nll": Missing("neither tf.nn nor keras.losses has a negative log-likelihood of log-probabilities"),
     "kl_div": Op(_kl, "keras.losses.KLDivergence", "keras.losses.KLDivergence(reduction={reduction})({target}, tf.exp({input}))",
-                 native=_keras_defaults(K.KLDivergence),
+                 native=_keras_defaults(K.KLDivergence) + (EPSILON,),
                  why="Keras takes probabilities: the canonical call passes tf.exp(input)"),
 }
 OPS.update(LOSSES)

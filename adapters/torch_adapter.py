@@ -99,6 +99,16 @@ def _pos_weight(input: torch.Tensor, pos_weight: float) -> torch.Tensor | None:
     return None if pos_weight == 1 else torch.full((), pos_weight, dtype=input.dtype, device=input.device)
 
 
+def _bce(input: torch.Tensor, target: torch.Tensor, reduction: str) -> torch.Tensor:
+    # On CUDA an input outside [0, 1] (NaN included) is a device-side assert, which leaves the
+    # CUDA context unusable for every later call in the process.  The CPU kernel raises the same
+    # complaint as an ordinary error; on CUDA it is raised here, before the launch.
+    if input.is_cuda and not bool(((input >= 0) & (input <= 1)).all()):
+        raise RuntimeError("CUDA binary_cross_entropy asserts on the device for inputs outside [0, 1] (NaN included); "
+                           "not launched, since the assert would end every later CUDA call of this run")
+    return F.binary_cross_entropy(input, target, reduction=reduction)
+
+
 _NO_TARGET_GRAD = "torch does not implement the derivative of binary_cross_entropy with respect to target"
 LOSSES: dict[str, Op | Missing] = {
     "mse": Op(lambda input, target, reduction: F.mse_loss(input, target, reduction=reduction),
@@ -116,8 +126,7 @@ LOSSES: dict[str, Op | Missing] = {
                     "torch.nn.functional.smooth_l1_loss({input}, {target}, reduction={reduction}, beta={beta})",
                     native=(_reduction(F.smooth_l1_loss), native_default(F.smooth_l1_loss, "beta"))),
     "binary_cross_entropy": Op(
-        lambda input, target, reduction: F.binary_cross_entropy(input, target, reduction=reduction),
-        "torch.nn.functional.binary_cross_entropy",
+        _bce, "torch.nn.functional.binary_cross_entropy",
         "torch.nn.functional.binary_cross_entropy({input}, {target}, reduction={reduction})",
         native=(_reduction(F.binary_cross_entropy),), nondifferentiable={"target": _NO_TARGET_GRAD}),
     "binary_cross_entropy_with_logits": Op(

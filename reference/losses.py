@@ -169,27 +169,23 @@ class LossReference:
 
     def counts(self, spec: Spec, inputs: Mapping[str, np.ndarray], params: Mapping[str, Any] | None = None) -> np.ndarray:
         """Each sample's share of mean's denominator, in float64 (0 for ignored samples); for tolerances only."""
-        merged = self.ref.params_for(spec, params)
-        samples = split(spec, inputs, merged)
-        n = len(samples.items)
-        if n == 0:
-            return np.zeros(samples.out_shape)
-        env = self._approx_env(spec, samples, merged, "float64")
-        count = np.ones((n, 1)) if spec.count is None else np.broadcast_to(approx.evaluate(spec.count, env), (n, 1))
-        keep = np.ones((n, 1), bool) if spec.ignore is None else ~np.broadcast_to(approx.evaluate(spec.ignore, env), (n, 1))
-        return np.where(keep, count, 0.0)[:, 0].reshape(samples.out_shape)
+        return self._per_sample_approx(spec, spec.count, inputs, params)
 
     def approximate(self, spec: Spec, inputs: Mapping[str, np.ndarray], params: Mapping[str, Any] | None = None) -> np.ndarray:
         """Per-sample losses in plain float64 (NumPy), 0 for ignored samples: sizes for tolerances, never a reference."""
+        return self._per_sample_approx(spec, spec.formula, inputs, params)
+
+    def _per_sample_approx(self, spec: Spec, tree: F.Node | None, inputs: Mapping[str, np.ndarray],
+                           params: Mapping[str, Any] | None) -> np.ndarray:
         merged = self.ref.params_for(spec, params)
         samples = split(spec, inputs, merged)
         n = len(samples.items)
         if n == 0:
             return np.zeros(samples.out_shape)
         env = self._approx_env(spec, samples, merged, "float64")
-        y = np.broadcast_to(approx.evaluate(spec.formula, env), (n, 1))
+        value = np.ones((n, 1)) if tree is None else np.broadcast_to(approx.evaluate(tree, env), (n, 1))
         keep = np.ones((n, 1), bool) if spec.ignore is None else ~np.broadcast_to(approx.evaluate(spec.ignore, env), (n, 1))
-        return np.where(keep, y, 0.0)[:, 0].reshape(samples.out_shape)
+        return np.where(keep, value, 0.0)[:, 0].reshape(samples.out_shape)
 
     def _approx_env(self, spec: Spec, samples: Samples, params: Mapping[str, Any], dtype: str) -> dict[str, np.ndarray]:
         n, dt = len(samples.items), info(dtype)
