@@ -53,7 +53,8 @@ def markdown(header: dict[str, Any], records: list[dict[str, Any]]) -> str:
     lines += ["", "Each cell: the worst status of the function's checks in that dtype (FAIL, known, ok), then the "
               "largest error measured against the exact value, in ULPs of the dtype. `*`: that largest error lies "
               "where the spec declares a condition number (cancellation the mathematics itself causes, such as "
-              "log_softmax's dominant entry or tanh' near saturation) and is within the allowance; the records "
+              "log_softmax's dominant entry or tanh' near saturation), or in a reduced loss whose allowance adds the "
+              "summation bound (docs/losses.md), and is within the allowance; the records "
               "give each check's budget and allowed error.", ""]
     for title, kinds in (("Values", VALUE_CHECKS), ("Gradients", GRADIENT_CHECKS)):
         lines += [f"## {title}", "", "| function | " + " | ".join(dtypes) + " |", "|---|" + "---|" * len(dtypes)]
@@ -73,7 +74,8 @@ def markdown(header: dict[str, Any], records: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-VALUE_CHECKS = ("provided", "value", "stability", "extremes", "subnormal", "special", "dtype", "properties", "statistics")
+VALUE_CHECKS = ("provided", "value", "stability", "extremes", "subnormal", "special", "dtype", "properties", "statistics",
+                "shapes", "large_batch")
 GRADIENT_CHECKS = ("gradient", "kink")
 
 
