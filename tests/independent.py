@@ -27,11 +27,16 @@ def exact_fraction(v: mpmath.mpf) -> Fraction:
 
 
 def round_to(v: mpmath.mpf, dtype: str) -> float:
-    p, emin = FORMATS[dtype]
     f = exact_fraction(v)
+    return round_fraction(f, dtype) if f != 0 else 0.0
+
+
+def round_fraction(f: Fraction, dtype: str) -> float:
+    """The dtype number nearest the rational f (ties to even), as a Python float."""
+    p, emin = FORMATS[dtype]
     if f == 0:
         return 0.0
-    e = 0
+    e = abs(f).numerator.bit_length() - abs(f).denominator.bit_length()   # within one of floor(log2 |f|)
     while Fraction(2) ** e > abs(f):
         e -= 1
     while Fraction(2) ** (e + 1) <= abs(f):
