@@ -168,7 +168,7 @@ class Adapter:
 
     def _check_fixed(self, op: Op, params: Mapping[str, Any]) -> None:
         for k, v in op.fixed.items():
-            if k in params and (str(params[k]) != str(v) if isinstance(v, str) else float(params[k]) != float(v)):
+            if k in params and float(params[k]) != float(v):
                 raise NotProvided(f"{op.api} has no parameter for {k} (always {v}); asked for {params[k]}")
 
     def _arg(self, a: np.ndarray, dtype: str) -> Any:
@@ -227,14 +227,7 @@ class Adapter:
         return {k: v for k, v in params.items() if accepts_all or k in wanted}
 
 
-LOSS_REDUCTIONS = ("none", "sum", "mean")
-
-
-def normalized_axis(axis: Any, ndim: int) -> int:
-    return int(axis) % max(ndim, 1)
-
-
 def require_class_axis(axis: Any, ndim: int, where: int, api: str) -> None:
     """Loss APIs that fix the class axis (torch: dim 1; tf.nn sparse: the last) cannot take another."""
-    if normalized_axis(axis, ndim) != where % max(ndim, 1):
+    if int(axis) % max(ndim, 1) != where % max(ndim, 1):
         raise NotProvided(f"{api} takes the class axis at dim {where}, not {axis} of a {ndim}-D input")

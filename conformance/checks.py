@@ -144,9 +144,10 @@ def failure(ctx: Context, case: Case, m: Measurement, inputs: dict[str, np.ndarr
 
 # ---------------------------------------------------------------- hypothesis plumbing
 
-def run_search(ctx: Context, case: Case, strategy: st.SearchStrategy[Any], body: Callable[[Any], None]) -> None:
+def run_search(ctx: Context, case: Case, strategy: st.SearchStrategy[Any], body: Callable[[Any], None],
+               max_examples: int | None = None) -> None:
     @seed(ctx.case_seed(case))
-    @settings(max_examples=ctx.max_examples, deadline=None, database=None, phases=ctx.phases, derandomize=False,
+    @settings(max_examples=max_examples or ctx.max_examples, deadline=None, database=None, phases=ctx.phases, derandomize=False,
               suppress_health_check=list(HealthCheck), print_blob=False)
     @given(strategy)
     def search(example: Any) -> None:
@@ -456,9 +457,7 @@ def check_defaults(ctx: Context, case: Case) -> None:
         raise CheckFailure(f"{case.id}: could not read the default: {type(exc).__name__}: {exc}") from exc
     canonical = nd.canonical
     if canonical is None:
-        canonical = spec.defaults.get(nd.spec_name)
-    if canonical is None and nd.spec_name == "reduction" and spec.doc.reduction is not None:
-        canonical = spec.doc.reduction.default
+        canonical = spec.canonical(nd.spec_name)
     if native is REQUIRED:
         return     # the API makes the caller choose: no silent default to differ
     same = _same(native, canonical)

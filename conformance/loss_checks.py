@@ -38,12 +38,7 @@ def losses(ctx: Context) -> LossReference:
 
 def run_search(ctx: Context, case: Case, strategy: st.SearchStrategy[Any], body: Any) -> None:
     """As for activations, with 2/5 of the examples: each example is a whole batch (12 or 20 values)."""
-    budget = ctx.max_examples
-    ctx.max_examples = max(1, budget * 2 // 5)
-    try:
-        _run_search(ctx, case, strategy, body)
-    finally:
-        ctx.max_examples = budget
+    _run_search(ctx, case, strategy, body, max_examples=max(1, ctx.max_examples * 2 // 5))
 
 
 # ---------------------------------------------------------------- inputs

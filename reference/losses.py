@@ -291,9 +291,6 @@ class LossReference:
         bind(env, prec)
         return self.ref._compiled_for(spec, "count", spec.count)(env, prec)
 
-    def _solve_one(self, spec: Spec, evaluate: Callable[[int], list], dtype: str) -> float | None:
-        return self.ref._solve(evaluate, info(dtype))[0]
-
     def _compute(self, spec: Spec, quantity: str, inputs: Mapping[str, np.ndarray], cotangent: np.ndarray | None,
                  params: Mapping[str, Any], reduction: str, dtype: str) -> np.ndarray:
         samples = split(spec, inputs, params)

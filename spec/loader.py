@@ -86,6 +86,12 @@ class Spec:
     def param_domain(self, name: str) -> Interval:
         return parse_interval(self.doc.params[name].domain)
 
+    def canonical(self, name: str) -> str | None:
+        """The canonical default of a parameter, or of a loss's reduction (what a native default is compared with)."""
+        if name == "reduction" and self.doc.reduction is not None:
+            return self.doc.reduction.default
+        return self.defaults.get(name)
+
     def default_params(self) -> dict[str, float | int]:
         """Defaults as numbers: integers for integer and axis parameters, floats otherwise."""
         return {k: int(float(v)) if self.doc.params[k].kind != "real" else float(v) for k, v in self.defaults.items()}

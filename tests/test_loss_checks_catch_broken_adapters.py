@@ -16,24 +16,16 @@ from nnconform.conformance.checks import CheckFailure, Context, run
 from nnconform.reference import Reference, ReferenceCache
 from nnconform.spec import load_all
 
+from .test_checks_catch_broken_adapters import HandAdapter
+
 SPECS = load_all(["loss"])
 REFERENCE = Reference(ReferenceCache(persistent=False))
 
 
-class LossAdapter(Adapter):
-    """NumPy losses with hand-written gradients (so a wrong one can be planted)."""
+class LossAdapter(HandAdapter):
+    """The activations' hand adapter, for losses: reductions return NumPy scalars, gradients take every input."""
 
-    name = "hand"
-    version = "test"
     dtypes = ("float64",)
-
-    def __init__(self, ops: dict[str, Op], grads: dict[str, Callable[..., np.ndarray]] | None = None) -> None:
-        super().__init__("cpu")
-        self.ops = ops
-        self.grads = grads or {}
-
-    def to_backend(self, a: np.ndarray, dtype: str) -> np.ndarray:
-        return np.asarray(a).astype(dtype)
 
     def to_numpy(self, t: Any) -> np.ndarray:
         return np.asarray(t)

@@ -50,23 +50,12 @@ def _compare(op: str, a: arb, b: arb) -> bool:
     return {"<": s < 0, "<=": s <= 0, ">": s > 0, ">=": s >= 0, "==": s == 0, "!=": s != 0}[op]
 
 
+ARB_METHODS = ("exp", "expm1", "log", "log1p", "sqrt", "tanh", "erf", "erfc")   # same names in the formula language
+
+
 def _call(name: str, args: list, env: dict) -> arb:
-    if name == "exp":
-        return args[0].exp()
-    if name == "expm1":
-        return args[0].expm1()
-    if name == "log":
-        return args[0].log()
-    if name == "log1p":
-        return args[0].log1p()
-    if name == "sqrt":
-        return args[0].sqrt()
-    if name == "tanh":
-        return args[0].tanh()
-    if name == "erf":
-        return args[0].erf()
-    if name == "erfc":
-        return args[0].erfc()
+    if name in ARB_METHODS:
+        return getattr(args[0], name)()
     if name == "abs":
         return abs(args[0])
     if name == "sigmoid":
