@@ -88,13 +88,46 @@ class Op:
 
 
 @dataclass(frozen=True)
+class Fixed:
+    """A spec flag an optimizer API cannot change: the value it always uses, and where that is documented."""
+
+    value: Any
+    why: str
+
+
+@dataclass(frozen=True)
+class Optimizer:
+    """One spec optimizer in one backend.
+
+    `build(**hyper)` takes the spec's hyperparameter names (only those it declares are passed)
+    and returns what the adapter's `optimizer_session` turns into a running optimizer.  `fixed`
+    lists the spec's flags the API cannot set: the check still runs the canonical definition
+    (the difference is the finding) and runs the framework's own choice as well.
+    """
+
+    build: Callable[..., Any]
+    api: str
+    native: tuple[NativeDefault, ...] = ()
+    fixed: Mapping[str, Fixed] = field(default_factory=dict)
+    dtypes: tuple[str, ...] = ("float64", "float32")
+    why: str = ""
+
+
+class Session:
+    """A running optimizer over one parameter vector: `step` applies one gradient at one learning rate."""
+
+    def step(self, grad: np.ndarray, lr: float) -> np.ndarray:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
 class Missing:
     """A spec function this backend does not provide, and why."""
 
     reason: str
 
 
-Table = Mapping[str, "Op | Missing"]
+Table = Mapping[str, "Op | Optimizer | Missing"]
 
 
 class Adapter:
@@ -125,6 +158,9 @@ class Adapter:
     def vjp_call(self, fn: Callable[..., Any], args: Sequence[Any], wrt: int, cotangent: Any) -> Any:
         raise NotProvided(self.gradient_reason or f"{self.name} has no automatic differentiation")
 
+    def optimizer_session(self, built: Any, initial: np.ndarray, dtype: str) -> Session:
+        raise NotProvided(f"{self.name} has no optimizers")
+
     def environment(self) -> dict[str, str]:
         """Settings that change numerics (thread counts, math libraries); shown in the run header."""
         return {}
@@ -146,7 +182,7 @@ class Adapter:
         return self.index_repro.format(values=np.asarray(a).tolist())
 
     # ---- what the suite calls
-    def op(self, function: str) -> Op:
+    def op(self, function: str) -> Any:
         entry = self.ops.get(function)
         if entry is None:
             raise NotProvided(f"{self.name} adapter has no entry for {function!r}")
@@ -206,6 +242,13 @@ class Adapter:
             return op.call(**dict(zip(names, xs)), **kw)
         return self.to_numpy(self.vjp_call(fn, args, names.index(wrt), self.to_backend(cotangent, dtype)))
 
+    def start(self, function: str, hyper: Mapping[str, Any], initial: np.ndarray, dtype: str) -> Session:
+        """A fresh optimizer of `function` over parameters `initial` (dtype `dtype`)."""
+        op = self.op(function)
+        if not isinstance(op, Optimizer):
+            raise NotProvided(f"{function} is not an optimizer in {self.name}")
+        return self.optimizer_session(op.build(**_accepted(op.build, hyper)), np.asarray(initial), dtype)
+
     def native_defaults(self, function: str) -> tuple[NativeDefault, ...]:
         return self.op(function).native
 
@@ -222,9 +265,14 @@ class Adapter:
             return f"{op.api}(...)"
 
     def _call_params(self, op: Op, params: Mapping[str, Any]) -> dict[str, Any]:
-        wanted = inspect.signature(op.call).parameters
-        accepts_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in wanted.values())
-        return {k: v for k, v in params.items() if accepts_all or k in wanted}
+        return _accepted(op.call, params)
+
+
+def _accepted(fn: Callable[..., Any], params: Mapping[str, Any]) -> dict[str, Any]:
+    """The parameters `fn` takes (all of them if it takes **kwargs)."""
+    wanted = inspect.signature(fn).parameters
+    accepts_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in wanted.values())
+    return {k: v for k, v in params.items() if accepts_all or k in wanted}
 
 
 def require_class_axis(axis: Any, ndim: int, where: int, api: str) -> None:

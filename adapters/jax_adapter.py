@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from typing import Any, Callable, Sequence
 
@@ -14,7 +15,7 @@ import jax.scipy.special as jsp  # noqa: E402
 import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
-from .base import Adapter, Missing, Op, native_default, require_class_axis  # noqa: E402
+from .base import Adapter, Fixed, Missing, Op, Optimizer, Session, native_default, require_class_axis  # noqa: E402
 
 DTYPES = {"float64": jnp.float64, "float32": jnp.float32, "float16": jnp.float16, "bfloat16": jnp.bfloat16}
 nn = jax.nn
@@ -105,6 +106,89 @@ LOSSES: dict[str, Op | Missing] = {
 }
 OPS.update(LOSSES)
 
+# ---- optimizers: optax, under inject_hyperparams so that the learning rate can change between steps.
+# L2 weight decay is optax.add_decayed_weights before the scaling (it enters the gradient), the
+# decoupled form after it (optax.adamw's own construction).
+
+def _inject(make: Callable[..., optax.GradientTransformation], **hyper: Any) -> optax.GradientTransformation:
+    return optax.inject_hyperparams(make)(**hyper)
+
+
+def _l2(make: Callable[..., optax.GradientTransformation]) -> Callable[..., optax.GradientTransformation]:
+    def chained(learning_rate: Any, weight_decay: Any, **kw: Any) -> optax.GradientTransformation:
+        return optax.chain(optax.add_decayed_weights(weight_decay), make(learning_rate, **kw))
+    # inject_hyperparams reads the factory's signature to know which arguments are hyperparameters.
+    sig = inspect.signature(make)
+    named = [p for p in sig.parameters.values() if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL)]
+    chained.__signature__ = sig.replace(  # type: ignore[attr-defined]
+        parameters=named + [inspect.Parameter("weight_decay", inspect.Parameter.KEYWORD_ONLY)])
+    return chained
+
+
+def _amsgrad_decoupled(learning_rate: Any, b1: Any, b2: Any, eps: Any, weight_decay: Any) -> optax.GradientTransformation:
+    return optax.chain(optax.scale_by_amsgrad(b1, b2, eps), optax.add_decayed_weights(weight_decay),
+                       optax.scale_by_learning_rate(learning_rate))
+
+
+_LR_OUTSIDE = Fixed(0, "optax.trace accumulates the raw gradient (t = g + momentum t) and the learning rate scales "
+                       "the result (https://optax.readthedocs.io/en/latest/api/optimizers.html#optax.sgd)")
+
+
+def _adam_like(make: Callable[..., optax.GradientTransformation], decoupled: Callable[..., optax.GradientTransformation]) -> Callable[..., Any]:
+    return lambda lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay: _inject(
+        decoupled if decoupled_weight_decay else _l2(make), learning_rate=lr, b1=beta1, b2=beta2, eps=eps,
+        weight_decay=weight_decay)
+
+
+OPTIMIZERS: dict[str, Optimizer | Missing] = {
+    "sgd": Optimizer(lambda lr, weight_decay: _inject(_l2(optax.sgd), learning_rate=lr, weight_decay=weight_decay),
+                     "optax.sgd", native=(native_default(optax.sgd, "learning_rate", "lr"),)),
+    "sgd_momentum": Optimizer(lambda lr, momentum, weight_decay: _inject(
+        _l2(optax.sgd), learning_rate=lr, momentum=momentum, weight_decay=weight_decay), "optax.sgd(momentum=)",
+        native=(native_default(optax.sgd, "momentum"),), fixed={"lr_in_velocity": _LR_OUTSIDE}),
+    "sgd_nesterov": Optimizer(lambda lr, momentum, weight_decay: _inject(
+        _l2(lambda learning_rate, momentum: optax.sgd(learning_rate, momentum, nesterov=True)),
+        learning_rate=lr, momentum=momentum, weight_decay=weight_decay), "optax.sgd(nesterov=True)",
+        fixed={"lr_in_velocity": _LR_OUTSIDE}),
+    "adagrad": Optimizer(lambda lr, eps, initial_accumulator, weight_decay: _inject(
+        _l2(optax.adagrad), learning_rate=lr, eps=eps, initial_accumulator_value=initial_accumulator, weight_decay=weight_decay),
+        "optax.adagrad", native=(native_default(optax.adagrad, "eps"),
+                                 native_default(optax.adagrad, "initial_accumulator_value", "initial_accumulator")),
+        fixed={"eps_inside_sqrt": Fixed(1, "scale_by_rss: g * rsqrt(sum + eps), and 0 where the sum is 0 "
+                                           "(optax/_src/transform.py)")}),
+    "rmsprop": Optimizer(lambda lr, rho, eps, weight_decay, eps_inside_sqrt: _inject(
+        _l2(lambda learning_rate, decay, eps: optax.rmsprop(learning_rate, decay, eps, eps_in_sqrt=bool(eps_inside_sqrt))),
+        learning_rate=lr, decay=rho, eps=eps, weight_decay=weight_decay), "optax.rmsprop",
+        native=(native_default(optax.rmsprop, "decay", "rho"), native_default(optax.rmsprop, "eps"),
+                native_default(optax.rmsprop, "eps_in_sqrt", "eps_inside_sqrt", interpret={True: 1, False: 0}))),
+    "rmsprop_centered": Optimizer(lambda lr, rho, eps, weight_decay, eps_inside_sqrt: _inject(
+        _l2(lambda learning_rate, decay, eps: optax.rmsprop(learning_rate, decay, eps, eps_in_sqrt=bool(eps_inside_sqrt),
+                                                            centered=True)),
+        learning_rate=lr, decay=rho, eps=eps, weight_decay=weight_decay), "optax.rmsprop(centered=True)"),
+    "adam": Optimizer(_adam_like(optax.adam, optax.adamw), "optax.adam",
+                      native=tuple(native_default(optax.adam, k, s) for k, s in (("b1", "beta1"), ("b2", "beta2"), ("eps", "eps")))),
+    "amsgrad": Optimizer(_adam_like(optax.amsgrad, _amsgrad_decoupled), "optax.amsgrad",
+                         fixed={"max_of_corrected": Fixed(1, "scale_by_amsgrad keeps the maximum of the bias-corrected "
+                                                             "second moments (optax/_src/transform.py)")}),
+    "adamw": Optimizer(lambda lr, beta1, beta2, eps, weight_decay: _inject(
+        optax.adamw, learning_rate=lr, b1=beta1, b2=beta2, eps=eps, weight_decay=weight_decay), "optax.adamw",
+        native=(native_default(optax.adamw, "weight_decay"),)),
+}
+OPS.update(OPTIMIZERS)
+
+
+class _OptaxSession(Session):
+    def __init__(self, tx: optax.GradientTransformation, initial: np.ndarray, dtype: str, device: Any) -> None:
+        self.params = jax.device_put(jnp.asarray(initial, dtype=DTYPES[dtype]), device)
+        self.tx, self.state = tx, tx.init(self.params)
+
+    def step(self, grad: np.ndarray, lr: float) -> np.ndarray:
+        self.state.hyperparams["learning_rate"] = lr
+        g = jax.device_put(jnp.asarray(grad, dtype=self.params.dtype), self.params.device)
+        updates, self.state = self.tx.update(g, self.state, self.params)
+        self.params = optax.apply_updates(self.params, updates)
+        return np.asarray(self.params)
+
 
 class JaxAdapter(Adapter):
     name = "jax"
@@ -141,6 +225,9 @@ class JaxAdapter(Adapter):
             return fn(*full)
         _, pullback = jax.vjp(only, args[wrt])
         return pullback(cotangent)[0]
+
+    def optimizer_session(self, built: Any, initial: np.ndarray, dtype: str) -> Session:
+        return _OptaxSession(built, initial, dtype, self._device)
 
     def environment(self) -> dict[str, str]:
         return {"x64": str(jax.config.jax_enable_x64), "platform": self._device.platform,

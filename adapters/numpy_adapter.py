@@ -191,6 +191,10 @@ LOSSES: dict[str, Op | Missing] = {
         "scipy.special.xlogy", "(scipy.special.xlogy({target}, {target}) - {target} * {input}).sum(axis={axis})"),
 }
 OPS.update(LOSSES)
+# NumPy has no optimizer library; the suite's own tests step NumPy optimizers by hand
+# (tests/test_optimizer_checks_catch_broken.py), which is not a backend anyone ports to.
+OPS.update({name: Missing("NumPy has no optimizers (torch.optim, Keras and optax do)") for name in (
+    "sgd", "sgd_momentum", "sgd_nesterov", "adagrad", "rmsprop", "rmsprop_centered", "adam", "amsgrad", "adamw")})
 
 
 class NumpyAdapter(Adapter):

@@ -14,7 +14,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")   # keep the run's output rea
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from .base import Adapter, Missing, NativeDefault, Op, native_default, require_class_axis  # noqa: E402
+from .base import (Adapter, Fixed, Missing, NativeDefault, Op, Optimizer, Session, native_default,  # noqa: E402
+                   require_class_axis)
 
 DTYPES = {"float64": tf.float64, "float32": tf.float32, "float16": tf.float16, "bfloat16": tf.bfloat16}
 
@@ -157,6 +158,76 @@ LOSSES: dict[str, Op | Missing] = {
 }
 OPS.update(LOSSES)
 
+# ---- optimizers: Keras 3 optimizers over a keras.Variable, the learning rate assigned before each step
+
+keras = tf.keras
+O = keras.optimizers
+_DECOUPLED = Fixed(1, "Keras 3 applies weight_decay to every optimizer as p -= lr * weight_decay * p before the "
+                      "step, never through the gradient (keras/src/optimizers/base_optimizer.py, _apply_weight_decay)")
+_EPS_IN_SQRT = Fixed(1, "update = lr * g / sqrt(accumulator + epsilon) (keras/src/optimizers/{adagrad,rmsprop}.py)")
+_EPS_HAT = Fixed(1, "alpha = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t); p -= alpha * m / (sqrt(v) + epsilon): epsilon "
+                    "meets the uncorrected root (keras/src/optimizers/adam.py)")
+
+
+def _wd(weight_decay: float) -> float | None:
+    return float(weight_decay) or None      # Keras takes None for no decay
+
+
+def _keras_native(cls: Any, *names: tuple[str, str]) -> tuple[NativeDefault, ...]:
+    return tuple(native_default(cls.__init__, k, s) for k, s in (("learning_rate", "lr"),) + names)
+
+
+OPTIMIZERS: dict[str, Optimizer | Missing] = {
+    "sgd": Optimizer(lambda lr, weight_decay: O.SGD(lr, weight_decay=_wd(weight_decay)), "keras.optimizers.SGD",
+                     native=_keras_native(O.SGD)),
+    "sgd_momentum": Optimizer(lambda lr, momentum, weight_decay: O.SGD(lr, momentum=momentum, weight_decay=_wd(weight_decay)),
+                              "keras.optimizers.SGD(momentum=)", native=(native_default(O.SGD.__init__, "momentum"),),
+                              fixed={"lr_in_velocity": Fixed(1, "v = momentum v - lr g"), "decoupled_weight_decay": _DECOUPLED}),
+    "sgd_nesterov": Optimizer(lambda lr, momentum, weight_decay: O.SGD(lr, momentum=momentum, nesterov=True,
+                                                                       weight_decay=_wd(weight_decay)),
+                              "keras.optimizers.SGD(nesterov=True)",
+                              fixed={"lr_in_velocity": Fixed(1, "v = momentum v - lr g"), "decoupled_weight_decay": _DECOUPLED}),
+    "adagrad": Optimizer(lambda lr, eps, initial_accumulator, weight_decay: O.Adagrad(
+        lr, initial_accumulator_value=initial_accumulator, epsilon=eps, weight_decay=_wd(weight_decay)), "keras.optimizers.Adagrad",
+        native=_keras_native(O.Adagrad, ("epsilon", "eps"), ("initial_accumulator_value", "initial_accumulator")),
+        fixed={"eps_inside_sqrt": _EPS_IN_SQRT, "decoupled_weight_decay": _DECOUPLED}),
+    "rmsprop": Optimizer(lambda lr, rho, eps, weight_decay: O.RMSprop(lr, rho=rho, epsilon=eps, weight_decay=_wd(weight_decay)),
+                         "keras.optimizers.RMSprop", native=_keras_native(O.RMSprop, ("rho", "rho"), ("epsilon", "eps")),
+                         fixed={"eps_inside_sqrt": _EPS_IN_SQRT, "decoupled_weight_decay": _DECOUPLED}),
+    "rmsprop_centered": Optimizer(lambda lr, rho, eps, weight_decay: O.RMSprop(
+        lr, rho=rho, epsilon=eps, centered=True, weight_decay=_wd(weight_decay)), "keras.optimizers.RMSprop(centered=True)",
+        fixed={"eps_inside_sqrt": _EPS_IN_SQRT, "decoupled_weight_decay": _DECOUPLED}),
+    "adam": Optimizer(lambda lr, beta1, beta2, eps, weight_decay: O.Adam(
+        lr, beta_1=beta1, beta_2=beta2, epsilon=eps, weight_decay=_wd(weight_decay)), "keras.optimizers.Adam",
+        native=_keras_native(O.Adam, ("beta_1", "beta1"), ("beta_2", "beta2"), ("epsilon", "eps")),
+        fixed={"eps_hat": _EPS_HAT, "decoupled_weight_decay": _DECOUPLED}),
+    "amsgrad": Optimizer(lambda lr, beta1, beta2, eps, weight_decay: O.Adam(
+        lr, beta_1=beta1, beta_2=beta2, epsilon=eps, amsgrad=True, weight_decay=_wd(weight_decay)),
+        "keras.optimizers.Adam(amsgrad=True)",
+        fixed={"eps_hat": _EPS_HAT, "decoupled_weight_decay": _DECOUPLED,
+               "max_of_corrected": Fixed(0, "v_hat = maximum(v_hat, v) over the raw moments")}),
+    "adamw": Optimizer(lambda lr, beta1, beta2, eps, weight_decay: O.AdamW(
+        lr, weight_decay=weight_decay, beta_1=beta1, beta_2=beta2, epsilon=eps), "keras.optimizers.AdamW",
+        native=_keras_native(O.AdamW, ("beta_1", "beta1"), ("beta_2", "beta2"), ("epsilon", "eps"),
+                             ("weight_decay", "weight_decay")),
+        fixed={"eps_hat": _EPS_HAT}),
+}
+OPS.update(OPTIMIZERS)
+
+
+class _KerasSession(Session):
+    def __init__(self, opt: Any, initial: np.ndarray, dtype: str, device: str) -> None:
+        self.device = device
+        with tf.device(device):
+            self.var = keras.Variable(initial, dtype=dtype)
+        self.opt, self.dtype = opt, dtype
+
+    def step(self, grad: np.ndarray, lr: float) -> np.ndarray:
+        with tf.device(self.device):
+            self.opt.learning_rate = lr
+            self.opt.apply_gradients([(tf.constant(grad, dtype=self.dtype), self.var)])
+        return np.array(self.var.numpy())
+
 
 class TensorflowAdapter(Adapter):
     name = "tensorflow"
@@ -196,6 +267,9 @@ class TensorflowAdapter(Adapter):
         if grad is None:
             raise RuntimeError("tf.GradientTape returned None: the output does not depend on the input")
         return grad
+
+    def optimizer_session(self, built: Any, initial: np.ndarray, dtype: str) -> Session:
+        return _KerasSession(built, initial, dtype, self._tf_device)
 
     def repro(self, function: str, inputs: Any, params: Any, dtype: str) -> str:
         # Keras spells the reductions differently: show the call as a user types it.

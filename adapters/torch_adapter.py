@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Callable, Sequence
 
 import ml_dtypes
@@ -9,7 +10,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import Adapter, Missing, NativeDefault, NotProvided, Op, native_default, require_class_axis
+from .base import (Adapter, Fixed, Missing, NativeDefault, NotProvided, Op, Optimizer, Session, native_default,
+                   require_class_axis)
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 
@@ -156,6 +158,74 @@ LOSSES: dict[str, Op | Missing] = {
 }
 OPS.update(LOSSES)
 
+# ---- optimizers: torch.optim, the learning rate set in param_groups before each step
+
+_SUTSKEVER = Fixed(0, "torch accumulates the raw gradient, buf = momentum buf + g, p -= lr buf; its docs note the "
+                      "difference from Sutskever et al. (https://pytorch.org/docs/stable/generated/torch.optim.SGD.html)")
+
+
+def _betas(cls: Any, i: int, spec_name: str) -> NativeDefault:
+    return NativeDefault(f"betas[{i}]", spec_name, lambda: inspect.signature(cls.__init__).parameters["betas"].default[i])
+
+
+def _adam_native(cls: Any) -> tuple[NativeDefault, ...]:
+    return (native_default(cls.__init__, "lr"), _betas(cls, 0, "beta1"), _betas(cls, 1, "beta2"),
+            native_default(cls.__init__, "eps"), native_default(cls.__init__, "weight_decay"))
+
+
+def _sgd(momentum: float, nesterov: bool) -> Callable[..., Any]:
+    return lambda lr, weight_decay, momentum=momentum: lambda ps: torch.optim.SGD(
+        ps, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov)
+
+
+OPTIMIZERS: dict[str, Optimizer | Missing] = {
+    "sgd": Optimizer(_sgd(0.0, False), "torch.optim.SGD",
+                     native=(native_default(torch.optim.SGD.__init__, "lr"), native_default(torch.optim.SGD.__init__, "weight_decay"))),
+    "sgd_momentum": Optimizer(_sgd(0.9, False), "torch.optim.SGD(momentum=)",
+                              native=(native_default(torch.optim.SGD.__init__, "momentum"),),
+                              fixed={"lr_in_velocity": _SUTSKEVER, "decoupled_weight_decay": Fixed(0, "weight_decay is an L2 term in the gradient")}),
+    "sgd_nesterov": Optimizer(_sgd(0.9, True), "torch.optim.SGD(nesterov=True)",
+                              fixed={"lr_in_velocity": _SUTSKEVER, "decoupled_weight_decay": Fixed(0, "weight_decay is an L2 term in the gradient")}),
+    "adagrad": Optimizer(lambda lr, eps, initial_accumulator, weight_decay: lambda ps: torch.optim.Adagrad(
+        ps, lr=lr, eps=eps, initial_accumulator_value=initial_accumulator, weight_decay=weight_decay), "torch.optim.Adagrad",
+        native=tuple(native_default(torch.optim.Adagrad.__init__, n, s) for n, s in (
+            ("lr", "lr"), ("eps", "eps"), ("initial_accumulator_value", "initial_accumulator"), ("weight_decay", "weight_decay"))),
+        fixed={"eps_inside_sqrt": Fixed(0, "std = sqrt(sum) + eps"), "decoupled_weight_decay": Fixed(0, "L2 in the gradient")}),
+    "rmsprop": Optimizer(lambda lr, rho, eps, weight_decay: lambda ps: torch.optim.RMSprop(
+        ps, lr=lr, alpha=rho, eps=eps, weight_decay=weight_decay), "torch.optim.RMSprop",
+        native=tuple(native_default(torch.optim.RMSprop.__init__, n, s) for n, s in (("lr", "lr"), ("alpha", "rho"), ("eps", "eps"))),
+        fixed={"eps_inside_sqrt": Fixed(0, "avg = sqrt(square_avg) + eps"), "decoupled_weight_decay": Fixed(0, "L2 in the gradient")}),
+    "rmsprop_centered": Optimizer(lambda lr, rho, eps, weight_decay: lambda ps: torch.optim.RMSprop(
+        ps, lr=lr, alpha=rho, eps=eps, weight_decay=weight_decay, centered=True), "torch.optim.RMSprop(centered=True)",
+        fixed={"eps_inside_sqrt": Fixed(0, "avg = sqrt(square_avg - grad_avg^2) + eps"), "decoupled_weight_decay": Fixed(0, "L2 in the gradient")}),
+    "adam": Optimizer(lambda lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay: lambda ps: torch.optim.Adam(
+        ps, lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay, decoupled_weight_decay=bool(decoupled_weight_decay)),
+        "torch.optim.Adam", native=_adam_native(torch.optim.Adam),
+        fixed={"eps_hat": Fixed(0, "denom = sqrt(v) / sqrt(1 - beta2^t) + eps")}),
+    "amsgrad": Optimizer(lambda lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay: lambda ps: torch.optim.Adam(
+        ps, lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay, amsgrad=True,
+        decoupled_weight_decay=bool(decoupled_weight_decay)), "torch.optim.Adam(amsgrad=True)",
+        fixed={"eps_hat": Fixed(0, "denom = sqrt(vmax) / sqrt(1 - beta2^t) + eps"),
+               "max_of_corrected": Fixed(0, "the maximum is kept over the raw second moments")}),
+    "adamw": Optimizer(lambda lr, beta1, beta2, eps, weight_decay: lambda ps: torch.optim.AdamW(
+        ps, lr=lr, betas=(beta1, beta2), eps=eps, weight_decay=weight_decay), "torch.optim.AdamW",
+        native=_adam_native(torch.optim.AdamW), fixed={"eps_hat": Fixed(0, "denom = sqrt(v) / sqrt(1 - beta2^t) + eps")}),
+}
+OPS.update(OPTIMIZERS)
+
+
+class _TorchSession(Session):
+    def __init__(self, make: Callable[[list], torch.optim.Optimizer], initial: np.ndarray, dtype: torch.dtype, device: str) -> None:
+        self.p = torch.nn.Parameter(torch.tensor(initial, dtype=dtype, device=device))
+        self.opt = make([self.p])
+
+    def step(self, grad: np.ndarray, lr: float) -> np.ndarray:
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        self.p.grad = torch.tensor(grad, dtype=self.p.dtype, device=self.p.device)
+        self.opt.step()
+        return self.p.detach().cpu().numpy().copy()
+
 
 class TorchAdapter(Adapter):
     name = "torch"
@@ -195,6 +265,9 @@ class TorchAdapter(Adapter):
         out = fn(*leaves)
         (grad,) = torch.autograd.grad(out, leaves[wrt], grad_outputs=cotangent.to(out.dtype))
         return grad
+
+    def optimizer_session(self, built: Any, initial: np.ndarray, dtype: str) -> Session:
+        return _TorchSession(built, initial, DTYPES[dtype], self.device)
 
     def environment(self) -> dict[str, str]:
         env = {"threads": str(torch.get_num_threads()), "mkldnn": str(torch.backends.mkldnn.is_available())}

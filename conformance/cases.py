@@ -15,18 +15,18 @@ import numpy as np
 
 from nnconform.adapters.base import Adapter, NotProvided
 from nnconform.reference import Reference
-from nnconform.spec import Spec
+from nnconform.spec import OptimizerSpec, Spec
 from nnconform.spec.schema import number
 
 from .strategies import cast
 
 CHECKS = ("provided", "value", "gradient", "stability", "extremes", "subnormal", "special", "dtype", "properties", "defaults",
-          "kink", "statistics", "shapes", "large_batch")
+          "kink", "statistics", "shapes", "large_batch", "trajectory", "schedule", "weight_decay", "objective")
 
 
 @dataclass(frozen=True)
 class Case:
-    spec: Spec
+    spec: Spec | OptimizerSpec
     dtype: str | None           # None for dtype-independent checks (defaults)
     check: str
     label: str = ""
@@ -94,13 +94,16 @@ class CaseBuilder:
         self.dtypes = [d for d in dtypes if d in adapter.dtypes]
         self.checks = set(checks)
 
-    def build(self, specs: Iterable[Spec]) -> list[Case]:
+    def build(self, specs: Iterable[Spec | OptimizerSpec]) -> list[Case]:
         cases: list[Case] = []
         for spec in specs:
             cases.extend(self.for_spec(spec))
         return [c for c in cases if c.check in self.checks]
 
-    def for_spec(self, spec: Spec) -> list[Case]:
+    def for_spec(self, spec: Spec | OptimizerSpec) -> list[Case]:
+        if isinstance(spec, OptimizerSpec):
+            from . import optimizer_cases
+            return optimizer_cases.for_spec(self, spec)
         out: list[Case] = []
         try:
             op = self.adapter.op(spec.name)

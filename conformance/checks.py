@@ -513,6 +513,10 @@ RUNNERS: dict[str, Callable[[Context, Case], None]] = {
 def run(ctx: Context, case: Case) -> None:
     if case.skip:
         pytest.skip(case.skip)
+    if case.spec.family == "optimizer" and case.check != "defaults":
+        from . import optimizer_checks
+        optimizer_checks.RUNNERS[case.check](ctx, case)
+        return
     if case.spec.family == "loss" and case.check != "defaults":
         from . import loss_checks
         loss_checks.RUNNERS[case.check](ctx, case)

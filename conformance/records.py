@@ -56,9 +56,18 @@ def markdown(header: dict[str, Any], records: list[dict[str, Any]]) -> str:
               "log_softmax's dominant entry or tanh' near saturation), or in a reduced loss whose allowance adds the "
               "summation bound (docs/losses.md), and is within the allowance; the records "
               "give each check's budget and allowed error.", ""]
-    for title, kinds in (("Values", VALUE_CHECKS), ("Gradients", GRADIENT_CHECKS)):
-        lines += [f"## {title}", "", "| function | " + " | ".join(dtypes) + " |", "|---|" + "---|" * len(dtypes)]
-        lines += _matrix(records, dtypes, kinds)
+    optimizers = {r["function"] for r in records if r["check"] in TRAJECTORY_CHECKS}
+    tables = (("Values", VALUE_CHECKS, False), ("Gradients", GRADIENT_CHECKS, False),
+              ("Optimizer trajectories (every step against the exact trajectory; docs/optimizers.md)",
+               TRAJECTORY_CHECKS + ("stability", "provided"), True))
+    for title, kinds, of_optimizers in tables:
+        chosen = [r for r in records if (r["function"] in optimizers) == of_optimizers]
+        rows = _matrix(chosen, [d for d in dtypes if not of_optimizers or d in ("float64", "float32")], kinds)
+        if not rows:
+            continue
+        shown = [d for d in dtypes if not of_optimizers or d in ("float64", "float32")]
+        lines += [f"## {title}", "", "| function | " + " | ".join(shown) + " |", "|---|" + "---|" * len(shown)]
+        lines += rows
         lines.append("")
     findings = [r for r in records if r["status"] in ("fail", "known discrepancy", "fixed upstream")]
     if findings:
@@ -77,6 +86,7 @@ def markdown(header: dict[str, Any], records: list[dict[str, Any]]) -> str:
 VALUE_CHECKS = ("provided", "value", "stability", "extremes", "subnormal", "special", "dtype", "properties", "statistics",
                 "shapes", "large_batch")
 GRADIENT_CHECKS = ("gradient", "kink")
+TRAJECTORY_CHECKS = ("trajectory", "schedule", "weight_decay", "objective")
 
 
 def _matrix(records: list[dict[str, Any]], dtypes: list[str], kinds: tuple[str, ...]) -> list[str]:

@@ -48,7 +48,8 @@ def _eval(node: F.Node, env: Mapping[str, np.ndarray]) -> np.ndarray:
         a, b = _eval(node.left, env), _eval(node.right, env)
         return {"+": np.add, "-": np.subtract, "*": np.multiply, "/": np.divide}[node.op](a, b)
     if isinstance(node, F.Pow):
-        return np.power(_eval(node.base, env), float(Fraction(node.exponent.text)))
+        e = node.exponent
+        return np.power(_eval(node.base, env), env[e.id] if isinstance(e, F.Name) else float(Fraction(e.text)))
     if isinstance(node, F.Compare):
         return _CMP[node.op](_eval(node.left, env), _eval(node.right, env))
     if isinstance(node, F.BoolOp):

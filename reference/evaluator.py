@@ -26,7 +26,7 @@ from typing import Callable, Union
 import mpmath
 from mpmath.libmp import (fone, from_int, from_str, fzero, mpf_abs, mpf_add, mpf_cmp, mpf_div,
                           mpf_erf, mpf_erfc, mpf_exp, mpf_log, mpf_mul, mpf_neg, mpf_pi, mpf_pow_int,
-                          mpf_sqrt, mpf_sub, mpf_tanh)
+                          mpf_sqrt, mpf_sub, mpf_tanh, to_int)
 
 from nnconform.spec import formula as F
 
@@ -99,8 +99,14 @@ def sub(a: Scalar, b: Scalar, prec: int) -> Scalar:
     return add(a, neg(b), prec)
 
 
+def _exact_zero(v: tuple, e: int | None) -> bool:
+    return e is None and not v[1] and v[2] == 0     # mpf zero (not an infinity stand-in)
+
+
 def mul(a: Scalar, b: Scalar, prec: int) -> Scalar:
     (av, ae), (bv, be) = a, b
+    if _exact_zero(av, ae) or _exact_zero(bv, be):
+        return fzero, None                            # 0 * (b +- e) is exactly 0: an optimizer's zero gradient
     if ae is None and be is None:
         exact = mpf_mul(av, bv)
         if exact[3] <= prec:
@@ -130,6 +136,8 @@ def div(a: Scalar, b: Scalar, prec: int) -> Scalar:
         raise NeedPrecision
     if not _away_from_zero(bv, be):
         raise NeedPrecision
+    if _exact_zero(av, ae):
+        return fzero, None
     r = mpf_div(av, bv, prec, "n")
     if ae is None and be is None and mpf_mul(r, bv) == av:
         return r, None
@@ -446,10 +454,13 @@ def compile_node(node: F.Node) -> Compiled:
         return binop
     if isinstance(node, F.Pow):
         base = compile_node(node.base)
-        c = Fraction(node.exponent.text)
+        counter = node.exponent.id if isinstance(node.exponent, F.Name) else None
+        fixed = Fraction(node.exponent.text) if isinstance(node.exponent, F.Num) else Fraction(0)
 
         def pw(env: Env, prec: int) -> Value:
             a = base(env, prec)
+            # A counter (an optimizer's step t) is an exact integer in the environment.
+            c = Fraction(to_int(env[counter][0])) if counter is not None else fixed
             return [power(x, c, prec) for x in a] if isinstance(a, list) else power(a, c, prec)
         return pw
     if isinstance(node, F.Compare):

@@ -74,7 +74,7 @@ class BinOp:
 @dataclass(frozen=True)
 class Pow:
     base: "Node"
-    exponent: Num      # always a small literal
+    exponent: "Num | Name"   # a small literal, or an integer counter (an optimizer's step t)
 
 
 @dataclass(frozen=True)
@@ -148,11 +148,13 @@ def _token(source: str, node: ast.AST) -> str:
     return segment if segment is not None else type(node).__name__
 
 
-def parse(source: object, allowed_names: Iterable[str], index_names: Iterable[str] = ()) -> Node:
+def parse(source: object, allowed_names: Iterable[str], index_names: Iterable[str] = (),
+          exponent_names: Iterable[str] = ()) -> Node:
     """Parse `source` into a `Node` tree, or raise FormulaError naming the bad token.
 
     `allowed_names` are the inputs and parameters (and y, g where they apply);
-    `index_names` are the integer inputs that may appear inside ``x[...]``.
+    `index_names` are the integer inputs that may appear inside ``x[...]``;
+    `exponent_names` are integer counters that may be an exponent (``beta1 ** t``).
     """
     if isinstance(source, bool) or not isinstance(source, (str, int, float)):
         raise FormulaError(f"a formula must be a string, not {type(source).__name__}")
@@ -165,14 +167,17 @@ def parse(source: object, allowed_names: Iterable[str], index_names: Iterable[st
         tree = ast.parse(text, mode="eval")
     except (SyntaxError, ValueError, MemoryError, RecursionError) as exc:
         raise FormulaError(f"not a valid expression: {exc.__class__.__name__}: {exc}", text) from None
-    return _Converter(text, frozenset(allowed_names), frozenset(index_names)).convert(tree.body)
+    return _Converter(text, frozenset(allowed_names), frozenset(index_names),
+                      frozenset(exponent_names)).convert(tree.body)
 
 
 class _Converter:
-    def __init__(self, source: str, allowed: frozenset[str], index_names: frozenset[str]) -> None:
+    def __init__(self, source: str, allowed: frozenset[str], index_names: frozenset[str],
+                 exponent_names: frozenset[str] = frozenset()) -> None:
         self.source = source
         self.allowed = allowed
         self.index_names = index_names
+        self.exponent_names = exponent_names
         self.count = 0
 
     def fail(self, message: str, node: ast.AST) -> FormulaError:
@@ -244,7 +249,9 @@ class _Converter:
             raise self.fail(f"constant out of range (at most {MAX_CONSTANT:g} and {MAX_CONSTANT_DIGITS} digits)", node)
         return Num(text)
 
-    def exponent(self, node: ast.AST) -> Num:
+    def exponent(self, node: ast.AST) -> Num | Name:
+        if isinstance(node, ast.Name) and node.id in self.exponent_names:
+            return Name(node.id)
         negative = False
         inner = node
         if isinstance(inner, ast.UnaryOp) and isinstance(inner.op, ast.USub):

@@ -20,7 +20,7 @@ import yaml
 from pydantic import ValidationError
 
 from . import formula as F
-from .schema import DTYPES, Interval, SpecDocument, number, parse_interval
+from .schema import DTYPES, RESERVED_OPTIMIZER_NAMES, Interval, OptimizerDocument, SpecDocument, number, parse_interval
 
 MAX_SPEC_BYTES = 256 * 1024
 FAMILIES = ("activation", "loss", "optimizer")
@@ -112,25 +112,40 @@ def _field_path(loc: Iterable[object]) -> str:
     return ".".join(parts) or "<document>"
 
 
-def _parse(path: str, where: str, text: object, allowed: Iterable[str], index: Iterable[str] = ()) -> F.Node:
+def _parse(path: str, where: str, text: object, allowed: Iterable[str], index: Iterable[str] = (),
+           exponent_names: Iterable[str] = ()) -> F.Node:
     try:
-        return F.parse(text, allowed, index)
+        return F.parse(text, allowed, index, exponent_names)
     except F.FormulaError as exc:
         raise SpecError(path, where, str(exc)) from None
 
 
-def parse_document(data: object, path: str, fingerprint: str = "") -> Spec:
-    """Validate an already-loaded YAML document; `path` is used in error messages."""
-    if not isinstance(data, dict):
-        raise SpecError(path, "<document>", f"expected a mapping at the top level, got {type(data).__name__}")
+def _validate(model: type, data: dict, path: str) -> object:
     try:
-        doc = SpecDocument.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as exc:
         first = exc.errors()[0]
         more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         raise SpecError(path, _field_path(first["loc"]), first["msg"] + more) from None
     except (ValueError, TypeError, RecursionError) as exc:
         raise SpecError(path, "<document>", str(exc)) from None
+
+
+def _defaults(doc: SpecDocument | OptimizerDocument, path: str) -> dict[str, str]:
+    defaults = {k: str(p.default) for k, p in doc.params.items()}
+    for k, v in defaults.items():
+        if not math.isfinite(float(v)):
+            raise SpecError(path, f"params.{k}.default", "must be finite")
+    return defaults
+
+
+def parse_document(data: object, path: str, fingerprint: str = "") -> "Spec | OptimizerSpec":
+    """Validate an already-loaded YAML document; `path` is used in error messages."""
+    if not isinstance(data, dict):
+        raise SpecError(path, "<document>", f"expected a mapping at the top level, got {type(data).__name__}")
+    if data.get("family") == "optimizer":
+        return parse_optimizer(data, path, fingerprint)
+    doc = _validate(SpecDocument, data, path)
 
     inputs, params = list(doc.inputs), list(doc.params)
     shaped = doc.shape != "elementwise"
@@ -206,10 +221,7 @@ def parse_document(data: object, path: str, fingerprint: str = "") -> Spec:
         for i, case in enumerate(doc.stability):
             if case.target is None and any(s.kind != "class_weight" for s in list(doc.inputs.values())[1:]):
                 raise SpecError(path, f"stability.{i}.target", "a loss's stability inputs need their targets")
-    defaults = {k: str(p.default) for k, p in doc.params.items()}
-    for k, v in defaults.items():
-        if not math.isfinite(float(v)):
-            raise SpecError(path, f"params.{k}.default", "must be finite")
+    defaults = _defaults(doc, path)
     return Spec(doc=doc, path=path, fingerprint=fingerprint, formula=tree,
                 derivatives=MappingProxyType(derivatives), kink_points=tuple(kinks),
                 condition=condition, gradient_condition=gradient_condition,
@@ -217,7 +229,61 @@ def parse_document(data: object, path: str, fingerprint: str = "") -> Spec:
                 count=count, ignore=ignore, gradient_conditions=MappingProxyType(gradient_conditions))
 
 
-def load_spec(path: str | Path, display: str | None = None) -> Spec:
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """A validated optimizer spec: the step's assignments parsed, in order."""
+
+    doc: OptimizerDocument
+    path: str
+    fingerprint: str
+    step: tuple[tuple[str, F.Node], ...]          # (target, formula) in the order written
+    initial: Mapping[str, F.Node]                  # state -> formula of the hyperparameters
+    defaults: Mapping[str, str] = field(default_factory=dict)
+
+    family = "optimizer"
+
+    @property
+    def name(self) -> str:
+        return self.doc.name
+
+    @property
+    def flags(self) -> tuple[str, ...]:
+        return tuple(n for n, p in self.doc.params.items() if p.kind == "flag")
+
+    def param_domain(self, name: str) -> Interval:
+        return parse_interval(self.doc.params[name].domain)
+
+    def canonical(self, name: str) -> str | None:
+        return self.defaults.get(name)
+
+    def default_params(self) -> dict[str, float | int]:
+        return {k: int(float(v)) if self.doc.params[k].kind != "real" else float(v) for k, v in self.defaults.items()}
+
+
+def parse_optimizer(data: dict, path: str, fingerprint: str = "") -> OptimizerSpec:
+    doc = _validate(OptimizerDocument, data, path)
+    hyper = list(doc.params)
+    initial = {name: _parse(path, f"state.{name}.initial", s.initial, [h for h in hyper if h != "lr"])
+               for name, s in doc.state.items()}
+    known = set(hyper) | set(doc.state) | RESERVED_OPTIMIZER_NAMES
+    step = []
+    for target, text in doc.step.items():
+        if target in hyper or target in ("grad", "t", "lr"):
+            raise SpecError(path, f"step.{target}", f"{target!r} is an input of the step, not something it assigns")
+        tree = _parse(path, f"step.{target}", text, sorted(known), exponent_names=["t"])
+        if F.has_reduction(tree):
+            raise SpecError(path, f"step.{target}", "an optimizer's step is elementwise: no reductions")
+        step.append((target, tree))
+        known.add(target)
+    for i, case in enumerate(doc.stability):
+        for p in case.params:
+            if p not in doc.params:
+                raise SpecError(path, f"stability.{i}.params.{p}", f"{p!r} is not a hyperparameter")
+    return OptimizerSpec(doc=doc, path=path, fingerprint=fingerprint, step=tuple(step),
+                         initial=MappingProxyType(initial), defaults=MappingProxyType(_defaults(doc, path)))
+
+
+def load_spec(path: str | Path, display: str | None = None) -> "Spec | OptimizerSpec":
     """Load one spec file; every error is a SpecError naming the file and field."""
     shown = display or str(path)
     try:
@@ -227,7 +293,7 @@ def load_spec(path: str | Path, display: str | None = None) -> Spec:
     return load_text(raw, shown)
 
 
-def load_text(raw: bytes | str, display: str) -> Spec:
+def load_text(raw: bytes | str, display: str) -> "Spec | OptimizerSpec":
     data_bytes = raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw
     if len(data_bytes) > MAX_SPEC_BYTES:
         raise SpecError(display, "<file>", f"{len(data_bytes)} bytes; a spec is at most {MAX_SPEC_BYTES}")
@@ -255,9 +321,9 @@ def spec_files(families: Iterable[str] = FAMILIES) -> list[Path]:
     return sorted(p for fam in families for p in (root / _FAMILY_DIRS[fam]).glob("*.yaml"))
 
 
-def load_all(families: Iterable[str] = FAMILIES) -> dict[str, Spec]:
+def load_all(families: Iterable[str] = FAMILIES) -> "dict[str, Spec | OptimizerSpec]":
     """Every spec shipped with the package, by name; a duplicate name is an error."""
-    specs: dict[str, Spec] = {}
+    specs: dict[str, Spec | OptimizerSpec] = {}
     root = spec_root()
     for path in spec_files(families):
         display = str(path.relative_to(root.parent)) if path.is_relative_to(root.parent) else str(path)
@@ -270,4 +336,4 @@ def load_all(families: Iterable[str] = FAMILIES) -> dict[str, Spec]:
     return specs
 
 
-__all__ = ["DTYPES", "Spec", "SpecError", "load_all", "load_spec", "load_text", "parse_document", "spec_files"]
+__all__ = ["DTYPES", "OptimizerSpec", "Spec", "SpecError", "load_all", "load_spec", "load_text", "parse_document", "spec_files"]

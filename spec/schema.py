@@ -67,6 +67,11 @@ def parse_interval(text: object) -> Interval:
     return Interval(lo, hi, m.group(1) == "[", m.group(4) == "]")
 
 
+def _inside(inner: Interval, outer: Interval) -> bool:
+    return (inner.lo in outer or (inner.lo == outer.lo and not inner.lo_closed)) and \
+        (inner.hi in outer or (inner.hi == outer.hi and not inner.hi_closed))
+
+
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
@@ -94,17 +99,23 @@ class InputSpec(Strict):
 
 
 class ParamSpec(Strict):
-    kind: Literal["real", "integer", "axis"] = "real"
+    # flag: a 0/1 switch for a detail the frameworks decide differently (optimizers: where
+    # epsilon goes, whether weight decay is decoupled); formulas test it with `flag == 1`.
+    kind: Literal["real", "integer", "axis", "flag"] = "real"
     # A decimal string keeps every digit (selu's constants); a float is read exactly as float64.
     default: Union[int, float, str]
     domain: str = "(-inf, inf)"
     differentiable: bool = False
+    # Optimizers: the range the checks draw from (log-uniform where it spans decades), where
+    # the domain is too wide to sample usefully (eps in (0, inf)).
+    typical: str | None = None
     why: Text | None = None
 
-    @field_validator("domain")
+    @field_validator("domain", "typical")
     @classmethod
-    def _domain(cls, v: str) -> str:
-        parse_interval(v)
+    def _domain(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_interval(v)
         return v
 
     @field_validator("default")
@@ -118,7 +129,11 @@ class ParamSpec(Strict):
 
     @model_validator(mode="after")
     def _default_in_domain(self) -> "ParamSpec":
-        if self.kind != "axis" and float(self.default) not in parse_interval(self.domain):
+        if self.kind == "flag" and float(self.default) not in (0.0, 1.0):
+            raise ValueError(f"a flag's default is 0 or 1, got {self.default}")
+        if self.typical is not None and not _inside(parse_interval(self.typical), parse_interval(self.domain)):
+            raise ValueError(f"typical range {self.typical} lies outside the domain {self.domain}")
+        if self.kind not in ("axis", "flag") and float(self.default) not in parse_interval(self.domain):
             raise ValueError(f"default {self.default} lies outside the domain {self.domain}")
         if self.kind in ("integer", "axis") and float(self.default) != int(float(self.default)):
             raise ValueError(f"an {self.kind} parameter needs an integer default, got {self.default}")
@@ -238,7 +253,7 @@ class Reduction(Strict):
 
 class SpecDocument(Strict):
     name: Identifier
-    family: Literal["activation", "loss", "optimizer"]
+    family: Literal["activation", "loss"]   # optimizers: OptimizerDocument
     summary: Text
     shape: Literal["elementwise", "vector", "grouped"] = "elementwise"
     output: Literal["same", "reduced"] = "same"     # vector/grouped: one value per row/group, or a row
@@ -277,4 +292,99 @@ class SpecDocument(Strict):
             raise ValueError("the first input (the predictions) must be a tensor")
         if self.family != "loss" and any(k in ("class_index", "class_weight") for k in kinds):
             raise ValueError("class_index and class_weight inputs belong to losses")
+        return self
+
+
+# ---------------------------------------------------------------- optimizers
+
+class StateSpec(Strict):
+    initial: FormulaText = "0"     # a formula of the hyperparameters (Adagrad's initial accumulator)
+    why: Text | None = None
+
+
+class TrajectoryTolerance(Strict):
+    """How far a trajectory may drift: `factor` times the first-order running error bound
+    of the spec's own evaluation order (see docs/optimizers.md), per dtype."""
+
+    factor: float = Field(ge=1, le=1e3)
+
+
+class OptimizerTolerance(Strict):
+    float64: TrajectoryTolerance
+    float32: TrajectoryTolerance
+    why: Text
+
+    def for_dtype(self, dtype: str) -> TrajectoryTolerance:
+        if dtype not in ("float64", "float32"):
+            raise ValueError(f"optimizers are specified for float64 and float32, not {dtype}")
+        return getattr(self, dtype)
+
+
+class TrajectoryCase(Strict):
+    """A fixed gradient sequence (one row per step) from fixed initial parameters."""
+
+    initial: list[Union[float, int, str]] = Field(min_length=1, max_length=16)
+    grads: list[list[Union[float, int, str]]] = Field(min_length=1, max_length=64)
+    params: dict[Identifier, Union[float, int, str]] = Field(default_factory=dict)
+    why: Text
+
+    @field_validator("initial")
+    @classmethod
+    def _numbers(cls, v: list) -> list:
+        for n in v:
+            if not math.isfinite(number(n)):
+                raise ValueError(f"initial parameters must be finite, got {n!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _rows(self) -> "TrajectoryCase":
+        for i, row in enumerate(self.grads):
+            if len(row) != len(self.initial):
+                raise ValueError(f"grads row {i} has {len(row)} entries for {len(self.initial)} parameters")
+            for n in row:
+                number(n)
+        return self
+
+
+RESERVED_OPTIMIZER_NAMES = frozenset({"param", "grad", "t", "lr"})
+
+
+class OptimizerDocument(Strict):
+    """An optimizer: hyperparameters, state with its initial value, and the equations of one step.
+
+    `step` is an ordered mapping: each line assigns a formula to the parameter (`param`), to a
+    state variable, or to a temporary that later lines use.  On the right-hand side `param`,
+    `grad` and the state names mean their current values (updated by earlier lines of the
+    same step), `t` is the step number from 1 and `lr` this step's learning rate.
+    """
+
+    name: Identifier
+    family: Literal["optimizer"]
+    summary: Text
+    params: dict[Identifier, ParamSpec] = Field(min_length=1)
+    state: dict[Identifier, StateSpec] = Field(default_factory=dict)
+    step: dict[Identifier, FormulaText] = Field(min_length=1, max_length=32)
+    conventions: dict[Identifier, Convention] = Field(default_factory=dict)
+    stability: list[TrajectoryCase] = Field(default_factory=list)
+    tolerance: OptimizerTolerance
+    sources: list[Text] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "OptimizerDocument":
+        if "lr" not in self.params:
+            raise ValueError("an optimizer needs the hyperparameter 'lr' (schedules change it between steps)")
+        reserved = (set(self.params) - {"lr"}) & RESERVED_OPTIMIZER_NAMES
+        if reserved or set(self.state) & RESERVED_OPTIMIZER_NAMES:
+            raise ValueError(f"{sorted(reserved | (set(self.state) & RESERVED_OPTIMIZER_NAMES))} are reserved names "
+                             "(param, grad, t, lr)")
+        overlap = set(self.params) & set(self.state)
+        if overlap:
+            raise ValueError(f"{sorted(overlap)} named both as hyperparameter and as state")
+        if "param" not in self.step:
+            raise ValueError("the step must assign 'param'")
+        if list(self.step)[-1] != "param":
+            raise ValueError("the step's last line must assign 'param'")
+        for name, p in self.params.items():
+            if p.kind == "axis":
+                raise ValueError(f"params.{name}: an optimizer has no axis")
         return self

@@ -11,7 +11,7 @@ from nnconform.reference import Reference, ReferenceCache
 from nnconform.reference import engine
 from nnconform.spec import load_all, parse_document
 
-SPECS = load_all()
+SPECS = load_all(["activation", "loss"])
 XS = np.array([-3.5, 0.0, 1e-30, 2.0, 40.0])
 
 

@@ -7,14 +7,16 @@ import pytest
 from nnconform.spec import DTYPES, load_all, spec_files
 from nnconform.spec import formula as F
 
-SPECS = load_all()
+ALL = load_all()
+SPECS = load_all(["activation", "loss"])
+OPTIMIZERS = load_all(["optimizer"])
 ACTIVATIONS = ["sigmoid", "log_sigmoid", "tanh", "relu", "relu6", "leaky_relu", "elu", "selu", "celu", "prelu",
                "gelu", "gelu_tanh", "silu", "mish", "softplus", "softsign", "hardtanh", "hardsigmoid",
                "hardswish", "softmax", "log_softmax", "logsumexp", "maxout", "dropout"]
 
 
 def test_every_file_is_loaded_once() -> None:
-    assert len(spec_files()) == len(SPECS)
+    assert len(spec_files()) == len(ALL) == len(SPECS) + len(OPTIMIZERS)
 
 
 @pytest.mark.parametrize("name", ACTIVATIONS)
@@ -68,3 +70,29 @@ def test_specs_are_package_data(tmp_path, monkeypatch) -> None:
     # Loading does not depend on the working directory (an installed package finds its specs).
     monkeypatch.chdir(tmp_path)
     assert "sigmoid" in load_all()
+
+
+@pytest.mark.parametrize("name", ["sgd", "sgd_momentum", "sgd_nesterov", "adagrad", "rmsprop", "rmsprop_centered",
+                                  "adam", "amsgrad", "adamw"])
+def test_optimizer_is_specified(name: str) -> None:
+    spec = OPTIMIZERS[name]
+    assert spec.family == "optimizer"
+    assert [t for t, _ in spec.step][-1] == "param"
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_every_optimizer_flag_and_hyperparameter_says_why(name: str) -> None:
+    # A convention the mathematics leaves open is a flag with a canonical choice and a source.
+    for pname, p in OPTIMIZERS[name].doc.params.items():
+        assert p.why and len(p.why.split()) >= 4, f"{name}.{pname}"
+        if p.kind == "real" and pname != "lr":
+            assert p.typical is not None, f"{name}.{pname}: the checks need a range to draw from"
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_every_optimizer_has_a_justified_trajectory_tolerance_and_stability_inputs(name: str) -> None:
+    spec = OPTIMIZERS[name]
+    tol = spec.doc.tolerance
+    assert tol.float64.factor >= 1 and tol.float32.factor >= 1
+    assert "running error bound" in " ".join(tol.why.split())
+    assert spec.doc.stability

@@ -24,7 +24,8 @@ from typing import Any
 import yaml
 
 ONE_INPUT = {"stability", "special", "kink", "defaults", "properties"}   # entries name the input/parameter/property
-LABELLED = ONE_INPUT | {"shapes", "large_batch"}        # plus losses' configurations (value/gradient with a label)
+TRAJECTORIES = {"trajectory", "schedule", "weight_decay", "objective"}    # optimizers: canonical, or "under its own ..."
+LABELLED = ONE_INPUT | {"shapes", "large_batch"} | TRAJECTORIES   # plus losses' configurations (value/gradient with a label)
 
 
 def evidence(r: dict[str, Any], backend: str, version: str) -> str:
@@ -69,7 +70,8 @@ def build(records_path: Path, reasons_path: Path) -> tuple[list[dict[str, Any]],
             entry["dtypes"] = dtypes
         entry["checks"] = [check]
         if label:
-            entry["case"] = f"{check} {label}" + ("$" if "reduction=" in label and check != "stability" else "")
+            anchored = ("reduction=" in label and check != "stability") or check in TRAJECTORIES
+            entry["case"] = f"{check} {label}" + ("$" if anchored else "")
         entry["kind"] = why.get("kind", "accuracy")
         entry["reason"] = why["reason"]
         worst = max(rs, key=lambda r: r.get("max_ulp") or 0)
