@@ -32,7 +32,7 @@ from . import strategies as S
 from .cases import Case
 from .checks import CheckFailure, Context, Worst, run_search
 from .compare import fmt
-from .optimizer_cases import SIZE, STEPS
+from .optimizer_cases import HYPER_IN_FLOAT32, SIZE, STEPS
 
 REFERENCE = OptimizerReference()
 
@@ -224,7 +224,10 @@ def _search(ctx: Context, case: Case, strategy: st.SearchStrategy[Any], body: Ca
 def check_trajectory(ctx: Context, case: Case) -> None:
     spec, dtype = case.spec, case.dtype or "float64"
     assert isinstance(spec, OptimizerSpec)
-    strategy = st.tuples(hyperparameters(spec, decay=False), initial_params(dtype), gradients(dtype))
+    hyper = hyperparameters(spec, decay=False)
+    if case.extra == HYPER_IN_FLOAT32:
+        hyper = hyper.map(lambda h: {k: S.representable(v, "float32") for k, v in h.items()})
+    strategy = st.tuples(hyper, initial_params(dtype), gradients(dtype))
 
     def body(ex: tuple) -> None:
         hyper, p0, grads = ex

@@ -262,6 +262,19 @@ class OptimizerSpec:
 
 def parse_optimizer(data: dict, path: str, fingerprint: str = "") -> OptimizerSpec:
     doc = _validate(OptimizerDocument, data, path)
+    if "lr" not in doc.params:
+        raise SpecError(path, "params.lr", "an optimizer needs the hyperparameter 'lr' (schedules change it between steps)")
+    for section, names in (("params", set(doc.params) - {"lr"}), ("state", set(doc.state))):
+        for name in sorted(names & RESERVED_OPTIMIZER_NAMES):
+            raise SpecError(path, f"{section}.{name}", "param, grad, t and lr are reserved names")
+    for name in sorted(set(doc.params) & set(doc.state)):
+        raise SpecError(path, f"state.{name}", f"{name!r} is also a hyperparameter")
+    for name, p in doc.params.items():
+        if p.kind == "axis":
+            raise SpecError(path, f"params.{name}.kind", "an optimizer has no axis")
+    if list(doc.step)[-1] != "param":
+        where = "step" if "param" not in doc.step else f"step.{list(doc.step)[-1]}"
+        raise SpecError(path, where, "the step must assign 'param', in its last line")
     hyper = list(doc.params)
     initial = {name: _parse(path, f"state.{name}.initial", s.initial, [h for h in hyper if h != "lr"])
                for name, s in doc.state.items()}

@@ -369,22 +369,5 @@ class OptimizerDocument(Strict):
     tolerance: OptimizerTolerance
     sources: list[Text] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _consistent(self) -> "OptimizerDocument":
-        if "lr" not in self.params:
-            raise ValueError("an optimizer needs the hyperparameter 'lr' (schedules change it between steps)")
-        reserved = (set(self.params) - {"lr"}) & RESERVED_OPTIMIZER_NAMES
-        if reserved or set(self.state) & RESERVED_OPTIMIZER_NAMES:
-            raise ValueError(f"{sorted(reserved | (set(self.state) & RESERVED_OPTIMIZER_NAMES))} are reserved names "
-                             "(param, grad, t, lr)")
-        overlap = set(self.params) & set(self.state)
-        if overlap:
-            raise ValueError(f"{sorted(overlap)} named both as hyperparameter and as state")
-        if "param" not in self.step:
-            raise ValueError("the step must assign 'param'")
-        if list(self.step)[-1] != "param":
-            raise ValueError("the step's last line must assign 'param'")
-        for name, p in self.params.items():
-            if p.kind == "axis":
-                raise ValueError(f"params.{name}: an optimizer has no axis")
-        return self
+    # The structural rules (lr present, reserved names, the step ending with param) are checked
+    # in loader.parse_optimizer, where each error can name its own field.

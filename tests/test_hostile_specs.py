@@ -200,3 +200,44 @@ def test_activation_may_not_declare_a_reduction() -> None:
     doc = copy.deepcopy(GOOD)
     doc["reduction"] = {"default": "mean", "why": "x"}
     assert "only a loss may have one" in str(rejected(doc))
+
+
+OPTIMIZER = yaml.safe_load(next(p for p in spec_files() if p.stem == "adam").read_text())
+
+
+def optimizer_with(**changes: object) -> dict:
+    doc = copy.deepcopy(OPTIMIZER)
+    for key, value in changes.items():
+        if value is None:
+            doc.pop(key, None)
+        else:
+            doc[key] = value
+    return doc
+
+
+def params_without_lr() -> dict:
+    return {k: v for k, v in OPTIMIZER["params"].items() if k != "lr"}
+
+
+@pytest.mark.parametrize("changes, field, words", [
+    ({"params": params_without_lr()}, "params.lr", "needs the hyperparameter 'lr'"),
+    ({"step": {"grad": "grad * 2", "param": "param - lr * grad"}}, "step.grad", "an input of the step"),
+    ({"step": {"param": "param - lr * grad", "m": "m + grad"}}, "step.m", "in its last line"),
+    ({"step": {"m": "m + grad"}}, "step", "must assign 'param'"),
+    ({"step": {"param": "param - lr * beta1 ** lr"}}, "step.param", "exponent"),
+    ({"step": {"m": "m + later", "later": "grad", "param": "param"}}, "step.m", "unknown name"),
+    ({"step": {"param": "param - lr * sum(grad)"}}, "step.param", "no reductions"),
+    ({"step": {"param": "__import__('os').system('true')"}}, "step.param", "__import__"),
+    ({"state": {"m": {"initial": "param"}}}, "state.m.initial", "unknown name"),
+    ({"state": {"t": {"initial": "0"}}}, "state.t", "reserved"),
+    ({"params": {**OPTIMIZER["params"], "eps_hat": {"kind": "flag", "default": 2, "why": "x"}}}, "params.eps_hat", "0 or 1"),
+    ({"params": {**OPTIMIZER["params"], "eps": {"default": 1e-8, "domain": "(0, 1)", "typical": "[1e-10, 10]"}}},
+     "params.eps", "outside the domain"),
+    ({"stability": [{"initial": [1.0], "grads": [[1.0, 2.0]], "why": "rows of the wrong width"}]}, "stability.0", "entries"),
+    ({"stability": [{"initial": ["inf"], "grads": [[1.0]], "why": "an infinite start"}]}, "stability.0.initial", "finite"),
+    ({"tolerance": {"float64": {"factor": 4}, "why": "no float32"}}, "tolerance.float32", ""),
+])
+def test_malformed_optimizer_specs_name_the_field(changes: dict, field: str, words: str) -> None:
+    err = rejected(optimizer_with(**changes))
+    assert err.field.startswith(field), (err.field, str(err))
+    assert words in str(err)
