@@ -9,14 +9,17 @@ is skipped as "reference uncertain", never passed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
+import signal
+import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, Phase, given, seed, settings, target
+from hypothesis import HealthCheck, Phase, example, given, seed, settings, target
 from hypothesis import strategies as st
 
 from nnconform.adapters.base import REQUIRED, Adapter, NotProvided
@@ -66,6 +69,7 @@ class Context:
     seed: int = 0
     phases: tuple = (Phase.explicit, Phase.reuse, Phase.generate, Phase.target)
     results: dict[str, Worst] = field(default_factory=dict)
+    call_timeout: float = 60.0     # seconds one backend call may take (first calls compile: XLA, tf.function)
 
     def case_seed(self, case: Case) -> int:
         return int(hashlib.sha256(f"{self.seed}:{case.id}".encode()).hexdigest()[:8], 16)
@@ -73,9 +77,39 @@ class Context:
 
 # ---------------------------------------------------------------- calling the backend
 
+class CallTimeout(Exception):
+    """A backend call ran past the per-call time limit."""
+
+
+@contextlib.contextmanager
+def time_limit(seconds: float, what: str) -> Iterator[None]:
+    """Interrupt a backend call that runs longer than `seconds` (SIGALRM; main thread, POSIX).
+
+    Python code is interrupted at once; a call stuck inside C code is interrupted when it next
+    returns to Python.  Elsewhere (a worker thread, Windows) there is no limit.
+    """
+    usable = (seconds > 0 and hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread())
+    if not usable:
+        yield
+        return
+
+    def expired(signum: int, frame: Any) -> None:
+        raise CallTimeout(f"{what} ran past the per-call time limit of {seconds:g} s")
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def call_backend(ctx: Context, what: str, fn: Callable[[], np.ndarray]) -> np.ndarray:
     try:
-        out = fn()
+        with time_limit(ctx.call_timeout, what):
+            out = fn()
+    except CallTimeout as exc:
+        raise CheckFailure(f"{ctx.adapter.name}: {exc}") from None
     except NotProvided as exc:
         pytest.skip(f"not provided: {exc}")
     except Exception as exc:   # noqa: BLE001 - any error of the backend is a finding about it
@@ -145,14 +179,16 @@ def failure(ctx: Context, case: Case, m: Measurement, inputs: dict[str, np.ndarr
 # ---------------------------------------------------------------- hypothesis plumbing
 
 def run_search(ctx: Context, case: Case, strategy: st.SearchStrategy[Any], body: Callable[[Any], None],
-               max_examples: int | None = None) -> None:
-    @seed(ctx.case_seed(case))
-    @settings(max_examples=max_examples or ctx.max_examples, deadline=None, database=None, phases=ctx.phases, derandomize=False,
-              suppress_health_check=list(HealthCheck), print_blob=False)
-    @given(strategy)
+               max_examples: int | None = None, explicit: Sequence[Any] = ()) -> None:
+    """Hypothesis over `strategy`; `explicit` examples run first, under every seed (Phase.explicit)."""
     def search(example: Any) -> None:
         body(example)
-    search()
+    for ex in reversed(list(explicit)):
+        search = example(ex)(search)
+    search = given(strategy)(search)
+    search = settings(max_examples=max_examples or ctx.max_examples, deadline=None, database=None, phases=ctx.phases,
+                      derandomize=False, suppress_health_check=list(HealthCheck), print_blob=False)(search)
+    seed(ctx.case_seed(case))(search)()
 
 
 def input_strategy(spec: Spec, dtype: str, params: dict[str, Any]) -> st.SearchStrategy[dict[str, np.ndarray]]:
@@ -198,7 +234,30 @@ def check_value(ctx: Context, case: Case) -> None:
         target(min(m.max_ratio, 1e9), label="error / allowed")
         if not m.ok:
             raise failure(ctx, case, m, inputs, params, "value against the exact reference", budget)
-    run_search(ctx, case, with_params(spec, dtype, lambda p: input_strategy(spec, dtype, p)), body)
+    run_search(ctx, case, with_params(spec, dtype, lambda p: input_strategy(spec, dtype, p)), body,
+               explicit=corner_examples(spec, dtype))
+
+
+def corner_examples(spec: Spec, dtype: str) -> list[tuple[dict[str, Any], dict[str, np.ndarray]]]:
+    """The dtype's extreme points at the defaults and at each end of every drawn parameter's range.
+
+    Run under every seed, so that a finding in a corner (beta * x overflowing for beta > 1 and x
+    near the largest float) is the same verdict whatever the draws; a corner reached only by
+    some seeds made the verdict depend on the seed.
+    """
+    if spec.shape != "elementwise" or len(spec.tensor_inputs) != 1:
+        return []
+    defaults = spec.default_params()
+    settings_ = [defaults]
+    for name, (lo, hi) in S.param_ranges(spec).items():
+        for v in (lo, hi):
+            settings_.append({**defaults, name: S.representable(v, dtype)})
+    first = spec.tensor_inputs[0]
+    out = []
+    for p in settings_:
+        x = S.cast(extreme_points(spec, dtype, p), dtype)
+        out.append((p, {first: x}))
+    return out
 
 
 def _measure(got: np.ndarray, ref: RefResult, dtype: str, budget: float, cond: np.ndarray | None, case: Case,

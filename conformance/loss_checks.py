@@ -25,7 +25,7 @@ from nnconform.spec import Spec
 
 from . import strategies as S
 from .cases import Case, show
-from .checks import CheckFailure, Context, Worst, _measure, call_backend, failure
+from .checks import CallTimeout, CheckFailure, Context, Worst, _measure, call_backend, failure, time_limit
 from .checks import run_search as _run_search
 from .compare import Measurement
 from .loss_cases import (CLASSES, ELEMENTS, LARGE_ROWS, PLAIN, ROWS, Config, fixed_loss_inputs, for_backend,
@@ -36,9 +36,9 @@ def losses(ctx: Context) -> LossReference:
     return LossReference(ctx.reference)
 
 
-def run_search(ctx: Context, case: Case, strategy: st.SearchStrategy[Any], body: Any) -> None:
+def run_search(ctx: Context, case: Case, strategy: st.SearchStrategy[Any], body: Any, explicit: list[Any] = ()) -> None:
     """As for activations, with 2/5 of the examples: each example is a whole batch (12 or 20 values)."""
-    _run_search(ctx, case, strategy, body, max_examples=max(1, ctx.max_examples * 2 // 5))
+    _run_search(ctx, case, strategy, body, max_examples=max(1, ctx.max_examples * 2 // 5), explicit=explicit)
 
 
 # ---------------------------------------------------------------- inputs
@@ -187,7 +187,24 @@ def check_value(ctx: Context, case: Case) -> None:
         got = backend_loss(ctx, spec, inputs, params, cfg, dtype)
         m = _compare(ctx, case, got, inputs, params, cfg, "value against the exact reference")
         target(min(m.max_ratio, 1e9), label="error / allowed")
-    run_search(ctx, case, example(spec, dtype, cfg), body)
+    run_search(ctx, case, example(spec, dtype, cfg), body, explicit=corner_examples(spec, dtype, cfg))
+
+
+def corner_examples(spec: Spec, dtype: str, cfg: Config) -> list[tuple[dict[str, Any], dict[str, np.ndarray]]]:
+    """Predictions of +-6000 (large, but a single loss stays finite in float16) with the drawn
+    parameter at the top of its range, under every seed: whether a reduction's own sum overflows
+    where the exact mean is finite must not depend on the draws reaching two such samples."""
+    first = spec.tensor_inputs[0]
+    dom = spec.domain(first)
+    if not (math.isinf(dom.lo) and math.isinf(dom.hi)) or cfg.name == "ignore_index":
+        return []
+    params = spec.default_params()
+    if cfg.name in spec.doc.params:
+        lo, hi = max(spec.param_domain(cfg.name).lo, -5.0), min(spec.param_domain(cfg.name).hi, 5.0)
+        params = {**params, cfg.name: S.representable(hi, dtype)}
+    inputs = fixed_loss_inputs(spec, dtype)
+    big = np.where(np.arange(inputs[first].size) % 2 == 0, 6000.0, -6000.0).reshape(inputs[first].shape)
+    return [(params, {**inputs, first: S.cast(big, dtype)})]
 
 
 def check_gradient(ctx: Context, case: Case) -> None:
@@ -273,7 +290,10 @@ def check_shapes(ctx: Context, case: Case) -> None:
         params = {**params, spec.doc.axis_param: 1}
     call = for_backend(spec, inputs, False)
     try:
-        got = ctx.adapter.value(spec.name, call, {**params, "reduction": cfg.reduction}, dtype)
+        with time_limit(ctx.call_timeout, f"{spec.name} value"):
+            got = ctx.adapter.value(spec.name, call, {**params, "reduction": cfg.reduction}, dtype)
+    except CallTimeout as exc:
+        raise CheckFailure(f"{case.id}: {ctx.adapter.name}: {exc}") from None
     except Exception as exc:   # noqa: BLE001
         if kind == "empty" or type(exc).__name__ == "NotProvided":
             pytest.skip(f"not provided: {ctx.adapter.name} does not take this shape ({type(exc).__name__}: {exc})")

@@ -30,7 +30,7 @@ from nnconform.spec.schema import parse_interval
 
 from . import strategies as S
 from .cases import Case
-from .checks import CheckFailure, Context, Worst, run_search
+from .checks import CallTimeout, CheckFailure, Context, Worst, run_search, time_limit
 from .compare import fmt
 from .optimizer_cases import HYPER_IN_FLOAT32, SIZE, STEPS
 
@@ -102,12 +102,14 @@ def run_backend(ctx: Context, spec: OptimizerSpec, hyper: dict[str, Any], proble
     """(steps, n): the backend's parameters after each step; any error of the backend is a finding."""
     what = f"{spec.name} optimizer"
     try:
-        session: Session = ctx.adapter.start(spec.name, hyper, S.cast(problem.initial, dtype), dtype)
+        with time_limit(ctx.call_timeout, f"{what} construction"):
+            session: Session = ctx.adapter.start(spec.name, hyper, S.cast(problem.initial, dtype), dtype)
         rows = []
         param = S.cast(problem.initial, dtype)
         for t, lr in enumerate(problem.lrs):
             grad = S.cast(problem.grads[t], dtype) if problem.grads is not None else problem.objective_gradient(param)
-            out = session.step(grad, float(lr))
+            with time_limit(ctx.call_timeout, f"{what} step {t + 1}"):
+                out = session.step(grad, float(lr))
             if not isinstance(out, np.ndarray):
                 raise CheckFailure(f"{what} step {t + 1} returned {type(out).__name__}, not an array")
             if out.shape != param.shape or out.dtype != info(dtype).np_dtype:
@@ -117,6 +119,8 @@ def run_backend(ctx: Context, spec: OptimizerSpec, hyper: dict[str, Any], proble
             rows.append(out.astype(np.float64))
     except NotProvided as exc:
         pytest.skip(f"not provided: {exc}")
+    except CallTimeout as exc:
+        raise CheckFailure(f"{ctx.adapter.name}: {exc}") from None
     except CheckFailure:
         raise
     except Exception as exc:   # noqa: BLE001 - any error of the backend is a finding about it

@@ -29,6 +29,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--conformance-profile", default="ci", choices=sorted(PROFILES),
                 help="ci: few examples, fixed seeds (same verdicts every run); thorough: many more examples")
     g.addoption("--conformance-seed", type=int, default=0, help="mixed into every check's fixed seed")
+    g.addoption("--call-timeout", type=float, default=60.0, metavar="SECONDS",
+                help="a backend call running longer fails its check (0: no limit)")
     g.addoption("--known", default=None, metavar="PATH",
                 help="known-discrepancy list to apply (default: the one shipped for the backend)")
 
@@ -64,6 +66,7 @@ def _state(config: pytest.Config) -> dict[str, Any]:
     checks = [c for c in CHECKS if any(fnmatch.fnmatch(c, p) for p in _split(config.getoption("checks")))]
     profile = config.getoption("conformance_profile")
     ctx = Context(adapter, Reference(ReferenceCache()), max_examples=PROFILES[profile],
+                  call_timeout=config.getoption("call_timeout"),
                   seed=config.getoption("conformance_seed"))
     if profile == "thorough":
         from hypothesis import Phase

@@ -118,18 +118,33 @@ def cotangent(shape: tuple[int, ...], dtype: str) -> st.SearchStrategy[np.ndarra
         lambda vs: cast(vs, dtype).reshape(shape))
 
 
-def param_values(spec: Spec, dtype: str) -> st.SearchStrategy[dict[str, float]]:
-    """Defaults, or other values of the continuous parameters (beta other than 1, and so on)."""
-    tunable = {n: spec.param_domain(n) for n, p in spec.doc.params.items() if p.differentiable}
-    defaults = spec.default_params()
-    if not tunable:
-        return st.just(defaults)
-
-    def draw_one(name: str, dom: Interval) -> st.SearchStrategy[float]:
+def param_ranges(spec: Spec) -> dict[str, tuple[float, float]]:
+    """The range each continuous (differentiable) parameter is drawn from: its domain within [-5, 5]."""
+    out = {}
+    for name, p in spec.doc.params.items():
+        if not p.differentiable:
+            continue
+        dom = spec.param_domain(name)
         lo, hi = max(dom.lo, -5.0), min(dom.hi, 5.0)
         if dom.lo >= 0:
             lo = max(dom.lo, 0.05) if not dom.lo_closed or dom.lo > 0 else 0.0
+        if not dom.hi_closed and hi == dom.hi:
+            hi = float(np.nextafter(hi, -np.inf))
+        out[name] = (lo, hi)
+    return out
+
+
+def param_values(spec: Spec, dtype: str) -> st.SearchStrategy[dict[str, float]]:
+    """Defaults, or other values of the continuous parameters (beta other than 1, and so on)."""
+    ranges = param_ranges(spec)
+    defaults = spec.default_params()
+    if not ranges:
+        return st.just(defaults)
+
+    def draw_one(name: str, lo: float, hi: float) -> st.SearchStrategy[float]:
+        dom = spec.param_domain(name)
         return st.floats(lo, hi, allow_nan=False).map(lambda v: representable(v, dtype)).filter(lambda v: v in dom)
 
-    custom = st.fixed_dictionaries({n: draw_one(n, d) for n, d in tunable.items()}).map(lambda c: {**defaults, **c})
+    custom = st.fixed_dictionaries({n: draw_one(n, lo, hi) for n, (lo, hi) in ranges.items()}).map(
+        lambda c: {**defaults, **c})
     return st.one_of(st.just(defaults), custom)

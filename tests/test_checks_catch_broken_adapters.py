@@ -4,6 +4,7 @@ and its correct twin passes the same checks (so a failure is not the check faili
 
 from __future__ import annotations
 
+import time
 from typing import Any, Callable
 
 import numpy as np
@@ -167,3 +168,19 @@ def test_adapter_returning_wrong_shape_or_type_fails() -> None:
     assert outcomes(HandAdapter({"tanh": op(lambda x: np.tanh(x)[:1])}), "tanh", "value")[0].startswith("fail")
     wrong_type = outcomes(HandAdapter({"tanh": op(lambda x: list(np.tanh(x)))}), "tanh", "value")[0]
     assert wrong_type.startswith("fail") and "got list" in wrong_type
+
+
+def test_adapter_that_hangs_fails_its_check_at_the_time_limit_and_the_run_goes_on() -> None:
+    def hangs(x: np.ndarray) -> np.ndarray:
+        time.sleep(30)                       # a deadlocked kernel, as far as the suite can tell
+        return np.tanh(x)
+    adapter = HandAdapter({"tanh": op(hangs), "sigmoid": op(lambda x: sp.expit(x))})
+    ctx = Context(adapter, REFERENCE, max_examples=5, call_timeout=0.5)
+    case = CaseBuilder(adapter, REFERENCE, ["float64"], ["value"]).build([SPECS["tanh"]])[0]
+    start = time.perf_counter()
+    with pytest.raises(CheckFailure, match="tanh value ran past the per-call time limit of 0.5 s"):
+        run(ctx, case)
+    assert time.perf_counter() - start < 10
+    # The next check runs normally: the alarm is gone.
+    ok = CaseBuilder(adapter, REFERENCE, ["float64"], ["value"]).build([SPECS["sigmoid"]])[0]
+    run(ctx, ok)
