@@ -30,6 +30,8 @@ import numpy as np
 import pytest
 
 from nnconform.adapters.base import Adapter, Op, Optimizer
+from nnconform.adapters.mutant_ops import (amsgrad_without_bias_correction, elu_straight_through, momentum_as_nesterov,
+                                           relu_grad_one_at_zero, with_call)
 from nnconform.adapters.registry import load
 from nnconform.reference import Reference, ReferenceCache
 from nnconform.spec import load_all
@@ -51,12 +53,6 @@ class Mutant:
     dtypes: tuple[str, ...] = field(default=("float64", "float32"))
 
 
-def _call(op: Op, fn: Callable[..., Any]) -> Op:
-    """`op` with its call replaced by `fn`, keeping the signature the adapter inspects."""
-    fn.__signature__ = inspect.signature(op.call)   # type: ignore[attr-defined]
-    return replace(op, call=fn)
-
-
 def _np(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
     def quiet(*a: Any, **k: Any) -> np.ndarray:
         with np.errstate(all="ignore"):
@@ -71,22 +67,22 @@ def _c(x: np.ndarray, v: float) -> np.ndarray:
 # ---------------------------------------------------------------- activations (NumPy)
 
 def _naive_softplus(op: Op) -> Op:
-    return _call(op, _np(lambda x, beta: np.log(_c(x, 1) + np.exp(_c(x, beta) * x)) / _c(x, beta)))
+    return with_call(op, _np(lambda x, beta: np.log(_c(x, 1) + np.exp(_c(x, beta) * x)) / _c(x, beta)))
 
 
 def _naive_log_softmax(op: Op) -> Op:
     def f(x: np.ndarray, axis: int) -> np.ndarray:
         e = np.exp(x)
         return np.log(e / e.sum(axis=axis, keepdims=True))
-    return _call(op, _np(f))
+    return with_call(op, _np(f))
 
 
 def _naive_tanh(op: Op) -> Op:
-    return _call(op, _np(lambda x: (np.exp(2 * x) - 1) / (np.exp(2 * x) + 1)))
+    return with_call(op, _np(lambda x: (np.exp(2 * x) - 1) / (np.exp(2 * x) + 1)))
 
 
 def _keras_slope(op: Op) -> Op:
-    return _call(op, _np(lambda x, negative_slope: np.where(x > 0, x, x * _c(x, 0.2))))
+    return with_call(op, _np(lambda x, negative_slope: np.where(x > 0, x, x * _c(x, 0.2))))
 
 
 def _in_lower(op: Op, lower: Callable[[np.dtype], Any]) -> Op:
@@ -94,34 +90,34 @@ def _in_lower(op: Op, lower: Callable[[np.dtype], Any]) -> Op:
 
     def f(x: np.ndarray, **kw: Any) -> np.ndarray:
         return np.asarray(inner(x.astype(lower(x.dtype)), **kw)).astype(x.dtype)
-    return _call(op, _np(f))
+    return with_call(op, _np(f))
 
 
 def _nan_swallowed(op: Op) -> Op:
     inner = op.call
-    return _call(op, _np(lambda x, axis: np.nan_to_num(inner(x, axis=axis), nan=0.0)))
+    return with_call(op, _np(lambda x, axis: np.nan_to_num(inner(x, axis=axis), nan=0.0)))
 
 
 def _nan_from_inf(op: Op) -> Op:
-    return _call(op, _np(lambda x: np.exp(x) / (_c(x, 1) + np.exp(x))))
+    return with_call(op, _np(lambda x: np.exp(x) / (_c(x, 1) + np.exp(x))))
 
 
 def _wrong_axis(op: Op) -> Op:
     inner = op.call
-    return _call(op, _np(lambda x, axis: inner(x, axis=0 if x.ndim > 1 and axis in (-1, x.ndim - 1) else -1)))
+    return with_call(op, _np(lambda x, axis: inner(x, axis=0 if x.ndim > 1 and axis in (-1, x.ndim - 1) else -1)))
 
 
 def _wrong_dtype(op: Op) -> Op:
-    return _call(op, _np(lambda x: np.maximum(x, 0).astype(np.float64)))
+    return with_call(op, _np(lambda x: np.maximum(x, 0).astype(np.float64)))
 
 
 def _wrong_shape(op: Op) -> Op:
     inner = op.call
-    return _call(op, _np(lambda x, axis: np.squeeze(inner(x, axis=axis), axis=axis)))
+    return with_call(op, _np(lambda x, axis: np.squeeze(inner(x, axis=axis), axis=axis)))
 
 
 def _hard_sigmoid_keras2(op: Op) -> Op:
-    return _call(op, _np(lambda x: np.clip(_c(x, 0.2) * x + _c(x, 0.5), _c(x, 0), _c(x, 1))))
+    return with_call(op, _np(lambda x: np.clip(_c(x, 0.2) * x + _c(x, 0.5), _c(x, 0), _c(x, 1))))
 
 
 # ---------------------------------------------------------------- losses (NumPy)
@@ -134,7 +130,7 @@ def _mean_over_n_minus_1(op: Op) -> Op:
             return inner(input, target, reduction=reduction)
         total = np.sum((input - target) ** 2)
         return total / _c(input, max(input.size - 1, 1))
-    return _call(op, _np(f))
+    return with_call(op, _np(f))
 
 
 def _no_label_smoothing(op: Op) -> Op:
@@ -143,7 +139,7 @@ def _no_label_smoothing(op: Op) -> Op:
     def f(input: np.ndarray, target: np.ndarray, weight: np.ndarray | None = None, *, reduction: str, axis: int,
           label_smoothing: float = 0.0, ignore_index: int = -100) -> np.ndarray:
         return inner(input, target, weight=weight, reduction=reduction, axis=axis, ignore_index=ignore_index)
-    return _call(op, _np(f))
+    return with_call(op, _np(f))
 
 
 def _weighted_mean_over_n(op: Op) -> Op:
@@ -157,7 +153,7 @@ def _weighted_mean_over_n(op: Op) -> Op:
         per = inner(input, target, weight=weight, reduction="none", axis=axis, label_smoothing=label_smoothing,
                     ignore_index=ignore_index)
         return np.sum(per) / _c(input, per.size)
-    return _call(op, _np(f))
+    return with_call(op, _np(f))
 
 
 def _ignore_index_ignored(op: Op) -> Op:
@@ -167,7 +163,7 @@ def _ignore_index_ignored(op: Op) -> Op:
           ignore_index: int = -100) -> np.ndarray:
         safe = np.where(target == ignore_index, 0, target)
         return inner(input, safe, weight=weight, reduction=reduction, axis=axis)
-    return _call(op, _np(f))
+    return with_call(op, _np(f))
 
 
 def _naive_bce_logits(op: Op) -> Op:
@@ -175,24 +171,12 @@ def _naive_bce_logits(op: Op) -> Op:
         s = _c(input, 1) / (_c(input, 1) + np.exp(-input))
         loss = -(_c(input, pos_weight) * target * np.log(s) + (_c(input, 1) - target) * np.log(_c(input, 1) - s))
         return loss if reduction == "none" else (loss.sum() if reduction == "sum" else loss.mean())
-    return _call(op, _np(f))
-
-
-# ---------------------------------------------------------------- gradients (torch)
-
-def _torch_relu_grad_one_at_zero(op: Op) -> Op:
-    import torch
-    return _call(op, lambda x: torch.where(x >= 0, x, torch.zeros_like(x)))
-
-
-def _torch_elu_straight_through(op: Op) -> Op:
-    import torch.nn.functional as F
-    return _call(op, lambda x, alpha: F.elu(x.detach(), alpha) + (x - x.detach()))
+    return with_call(op, _np(f))
 
 
 def _gelu_tanh(op: Op) -> Op:
     k = np.sqrt(2 / np.pi)
-    return _call(op, _np(lambda x: _c(x, 0.5) * x * (1 + np.tanh(_c(x, k) * (x + _c(x, 0.044715) * x ** 3)))))
+    return with_call(op, _np(lambda x: _c(x, 0.5) * x * (1 + np.tanh(_c(x, k) * (x + _c(x, 0.044715) * x ** 3)))))
 
 
 # ---------------------------------------------------------------- optimizers (torch, optax)
@@ -212,27 +196,6 @@ def _eps_times_100(opt: Optimizer) -> Optimizer:
 
 def _adam_decoupled(opt: Optimizer) -> Optimizer:
     return _build(opt, lambda h: {**h, "decoupled_weight_decay": 1})
-
-
-def _momentum_as_nesterov(opt: Optimizer) -> Optimizer:
-    import torch
-
-    def build(lr: float, momentum: float, weight_decay: float) -> Any:
-        return lambda ps: torch.optim.SGD(ps, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=True)
-    return replace(opt, build=build)
-
-
-def _amsgrad_without_bias_correction(opt: Optimizer) -> Optimizer:
-    import optax
-
-    def build(lr: float, beta1: float, beta2: float, eps: float, weight_decay: float,
-              decoupled_weight_decay: int) -> Any:
-        def make(learning_rate: Any, b1: Any, b2: Any, eps: Any, weight_decay: Any) -> Any:
-            return optax.chain(optax.add_decayed_weights(weight_decay),
-                               optax.scale_by_amsgrad(b1, b2, eps, bias_correction_mu=False, bias_correction_nu=False),
-                               optax.scale_by_learning_rate(learning_rate))
-        return optax.inject_hyperparams(make)(learning_rate=lr, b1=beta1, b2=beta2, eps=eps, weight_decay=weight_decay)
-    return replace(opt, build=build)
 
 
 def _rmsprop_alpha_as_decay_of_g(opt: Optimizer) -> Optimizer:
@@ -272,10 +235,10 @@ CATALOGUE: tuple[Mutant, ...] = (
     Mutant("bce_with_logits-naive", "numpy", "binary_cross_entropy_with_logits",
            "log(sigmoid(x)) and log(1 - sigmoid(x)): -inf for large logits", _naive_bce_logits, ("value", "stability")),
     Mutant("relu-gradient-one-at-zero", "torch", "relu", "where(x >= 0, x, 0): relu'(0) = 1, not the spec's 0",
-           _torch_relu_grad_one_at_zero, ("kink",)),
+           relu_grad_one_at_zero, ("kink",)),
     Mutant("elu-straight-through-gradient", "torch", "elu",
            "a straight-through gradient (1 everywhere): the value is right, the gradient is not",
-           _torch_elu_straight_through, ("gradient",)),
+           elu_straight_through, ("gradient",)),
     Mutant("gelu-tanh-approximation", "numpy", "gelu", "the tanh approximation where the exact erf form is asked",
            _gelu_tanh, ("value",)),
     Mutant("adam-eps-100x", "torch", "adam", "epsilon 100 times too large (a wrong default carried over)", _eps_times_100,
@@ -283,9 +246,9 @@ CATALOGUE: tuple[Mutant, ...] = (
     Mutant("adam-decay-decoupled", "torch", "adam", "decoupled weight decay where Adam's L2 term is asked",
            _adam_decoupled, ("weight_decay",)),
     Mutant("sgd_momentum-as-nesterov", "torch", "sgd_momentum", "Nesterov's update where plain momentum is asked",
-           _momentum_as_nesterov, ("trajectory",)),
+           momentum_as_nesterov, ("trajectory",)),
     Mutant("amsgrad-no-bias-correction", "jax", "amsgrad", "Reddi et al.'s form without Adam's bias corrections",
-           _amsgrad_without_bias_correction, ("trajectory",)),
+           amsgrad_without_bias_correction, ("trajectory",)),
     Mutant("rmsprop-rho-complement", "torch", "rmsprop", "the decay rate confused with its complement (1 - rho)",
            _rmsprop_alpha_as_decay_of_g, ("trajectory",)),
 )

@@ -22,7 +22,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 from mpmath.libmp import from_float, mpf_neg
 
-from nnconform.spec import Spec
+from nnconform.spec import OptimizerSpec, Spec
 from nnconform.spec import formula as F
 
 from . import evaluator as E
@@ -83,6 +83,16 @@ def _float_of_bits(bits: Sequence[int]) -> np.ndarray:
     return np.asarray(bits, dtype=np.uint64).view(np.float64)
 
 
+def with_defaults(spec: Spec | OptimizerSpec, params: Mapping[str, ParamValue] | None) -> dict[str, ParamValue]:
+    """The spec's defaults (exact decimal text) overridden by `params`; an unknown name is an error."""
+    merged: dict[str, ParamValue] = dict(spec.defaults)
+    for k, v in (params or {}).items():
+        if k not in spec.doc.params:
+            raise KeyError(f"{spec.name} has no parameter {k!r}")
+        merged[k] = v
+    return merged
+
+
 class Reference:
     """Evaluates specs exactly.  One instance per process; it owns the cache."""
 
@@ -95,12 +105,7 @@ class Reference:
     # ------------------------------------------------------------ public API
 
     def params_for(self, spec: Spec, params: Mapping[str, ParamValue] | None) -> dict[str, ParamValue]:
-        merged: dict[str, ParamValue] = dict(spec.defaults)
-        for k, v in (params or {}).items():
-            if k not in spec.doc.params:
-                raise KeyError(f"{spec.name} has no parameter {k!r}")
-            merged[k] = v
-        return merged
+        return with_defaults(spec, params)
 
     def value(self, spec: Spec, inputs: Mapping[str, np.ndarray], params: Mapping[str, ParamValue] | None = None,
               dtype: str = "float64") -> RefResult:

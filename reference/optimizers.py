@@ -29,7 +29,7 @@ from nnconform.spec import formula as F
 
 from . import evaluator as E
 from .dtypes import info, round_mpf
-from .engine import MAX_PRECISION, certify
+from .engine import MAX_PRECISION, certify, with_defaults
 
 ParamValue = float | int | str
 UNIT_ROUNDOFF = {"float64": 2.0 ** -53, "float32": 2.0 ** -24}
@@ -72,12 +72,7 @@ class Trajectory:
 
 
 def hyperparameters(spec: OptimizerSpec, params: Mapping[str, ParamValue] | None) -> dict[str, ParamValue]:
-    merged: dict[str, ParamValue] = dict(spec.defaults)
-    for k, v in (params or {}).items():
-        if k not in spec.doc.params:
-            raise KeyError(f"{spec.name} has no hyperparameter {k!r}")
-        merged[k] = v
-    return merged
+    return with_defaults(spec, params)
 
 
 def _scalar(value: ParamValue, prec: int) -> E.Scalar:
@@ -177,7 +172,7 @@ class _Bound:
         """The rounding error of one operation with result v (k ULPs for a function like pow)."""
         return k * self.u * abs(v) + self.eta
 
-    def eval(self, node: F.Node, val: dict[str, np.ndarray], err: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    def bound(self, node: F.Node, val: dict[str, np.ndarray], err: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
         u = self.u
         if isinstance(node, F.Num):
             v = float(node.text)
@@ -187,10 +182,10 @@ class _Bound:
                 return np.asarray(math.pi), np.asarray(u * math.pi)
             return val[node.id], err[node.id]
         if isinstance(node, F.Neg):
-            a, ea = self.eval(node.operand, val, err)
+            a, ea = self.bound(node.operand, val, err)
             return -a, ea
         if isinstance(node, F.BinOp):
-            (a, ea), (b, eb) = self.eval(node.left, val, err), self.eval(node.right, val, err)
+            (a, ea), (b, eb) = self.bound(node.left, val, err), self.bound(node.right, val, err)
             with np.errstate(all="ignore"):
                 if node.op in "+-":
                     v = a + b if node.op == "+" else a - b
@@ -201,7 +196,7 @@ class _Bound:
                 v = a / b
                 return v, (ea + abs(v) * eb) / abs(b) + self.rnd(v)
         if isinstance(node, F.Pow):
-            a, ea = self.eval(node.base, val, err)
+            a, ea = self.bound(node.base, val, err)
             e = node.exponent
             n = val[e.id] if isinstance(e, F.Name) else np.asarray(float(Fraction(e.text)))
             with np.errstate(all="ignore"):
@@ -222,8 +217,8 @@ class _Bound:
                 out = np.logical_and(out, p) if node.op == "and" else np.logical_or(out, p)
             return out
         assert isinstance(node, F.Compare)
-        a, _ = self.eval(node.left, val, err)
-        b, _ = self.eval(node.right, val, err)
+        a, _ = self.bound(node.left, val, err)
+        b, _ = self.bound(node.right, val, err)
         return {"<": np.less, "<=": np.less_equal, ">": np.greater, ">=": np.greater_equal,
                 "==": np.equal, "!=": np.not_equal}[node.op](a, b)
 
@@ -231,12 +226,12 @@ class _Bound:
         u = self.u
         if node.func == "where":
             c = self.condition(node.args[0], val, err)
-            (a, ea), (b, eb) = self.eval(node.args[1], val, err), self.eval(node.args[2], val, err)
+            (a, ea), (b, eb) = self.bound(node.args[1], val, err), self.bound(node.args[2], val, err)
             return np.where(c, a, b), np.where(c, ea, eb)
         if node.func in ("max", "min") and len(node.args) == 2:
-            (a, ea), (b, eb) = self.eval(node.args[0], val, err), self.eval(node.args[1], val, err)
+            (a, ea), (b, eb) = self.bound(node.args[0], val, err), self.bound(node.args[1], val, err)
             return (np.maximum(a, b) if node.func == "max" else np.minimum(a, b)), np.maximum(ea, eb)
-        (a, ea), = [self.eval(x, val, err) for x in node.args]
+        (a, ea), = [self.bound(x, val, err) for x in node.args]
         with np.errstate(all="ignore"):
             if node.func == "sqrt":
                 v = np.sqrt(np.maximum(a, 0.0))
@@ -274,7 +269,7 @@ def running_error_bound(spec: OptimizerSpec, params: Mapping[str, ParamValue] | 
         val[k] = np.full(n, x)
         err[k] = np.full(n, 0.0 if _exact_in(x, v if isinstance(v, str) else None, dtype) else u * abs(x))
     for s, node in spec.initial.items():
-        v0, e0 = b.eval(node, val, err)
+        v0, e0 = b.bound(node, val, err)
         val[s], err[s] = np.broadcast_to(v0, (n,)).astype(float), np.broadcast_to(e0, (n,)).astype(float)
     val["param"], err["param"] = problem.initial.astype(np.float64), np.zeros(n)
     out = np.zeros((problem.steps, n))
@@ -291,7 +286,7 @@ def running_error_bound(spec: OptimizerSpec, params: Mapping[str, ParamValue] | 
             val["grad"] = problem.curvature * d
             err["grad"] = problem.curvature * ed + b.rnd(val["grad"])
         for target, node in spec.step:
-            v, e = b.eval(node, val, err)
+            v, e = b.bound(node, val, err)
             val[target], err[target] = np.broadcast_to(v, (n,)).astype(float), np.broadcast_to(e, (n,)).astype(float)
         out[step] = err["param"]
     return out

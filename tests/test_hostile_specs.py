@@ -167,14 +167,19 @@ def test_nothing_is_executed(tmp_path: Path) -> None:
 LOSS = yaml.safe_load(next(p for p in spec_files() if p.stem == "cross_entropy").read_text())
 
 
-def loss_with(**changes: object) -> dict:
-    doc = copy.deepcopy(LOSS)
+def changed(base: dict, changes: dict) -> dict:
+    """A copy of `base` with top-level fields replaced (None removes one)."""
+    doc = copy.deepcopy(base)
     for key, value in changes.items():
         if value is None:
             doc.pop(key, None)
         else:
             doc[key] = value
     return doc
+
+
+def loss_with(**changes: object) -> dict:
+    return changed(LOSS, changes)
 
 
 @pytest.mark.parametrize("changes, field, words", [
@@ -206,13 +211,7 @@ OPTIMIZER = yaml.safe_load(next(p for p in spec_files() if p.stem == "adam").rea
 
 
 def optimizer_with(**changes: object) -> dict:
-    doc = copy.deepcopy(OPTIMIZER)
-    for key, value in changes.items():
-        if value is None:
-            doc.pop(key, None)
-        else:
-            doc[key] = value
-    return doc
+    return changed(OPTIMIZER, changes)
 
 
 def params_without_lr() -> dict:

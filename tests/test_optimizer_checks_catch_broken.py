@@ -14,12 +14,7 @@ import numpy as np
 import pytest
 
 from nnconform.adapters.base import Adapter, Optimizer, Session
-from nnconform.conformance.cases import CaseBuilder
-from nnconform.conformance.checks import CheckFailure, Context, run
-from nnconform.reference import Reference, ReferenceCache
-from nnconform.spec import load_all
-
-SPECS = load_all(["optimizer"])
+from nnconform.conformance import mutation
 StepFn = Callable[[np.ndarray, np.ndarray, float, int, dict], np.ndarray]
 
 
@@ -83,18 +78,7 @@ class HandOptimizers(Adapter):
 
 
 def verdicts(function: str, build: Callable[..., StepFn], dtype: str) -> dict[str, str]:
-    adapter = HandOptimizers({function: Optimizer(build, f"hand.{function}")})
-    ctx = Context(adapter, Reference(ReferenceCache(persistent=False)), max_examples=20)
-    cases = CaseBuilder(adapter, ctx.reference, [dtype], ["trajectory", "schedule", "weight_decay", "objective", "stability"]
-                        ).build([SPECS[function]])
-    out = {}
-    for case in cases:
-        try:
-            run(ctx, case)
-            out[case.id] = "pass"
-        except CheckFailure as exc:
-            out[case.id] = "fail: " + str(exc).splitlines()[0]
-    return out
+    return mutation.verdicts(HandOptimizers({function: Optimizer(build, f"hand.{function}")}), function, (dtype,), 20)
 
 
 def failed_checks(v: dict[str, str]) -> set[str]:
