@@ -9,7 +9,8 @@ from .base import Adapter
 
 GROUP = "nnconform.adapters"
 # The pip extra that installs each built-in backend's framework.
-EXTRAS = {"numpy": "numpy", "torch": "torch", "tensorflow": "tensorflow", "jax": "jax"}
+EXTRAS = {"numpy": "numpy", "torch": "torch", "tensorflow": "tensorflow", "jax": "jax", "onnxruntime": "onnxruntime",
+          "keras": "keras", "keras_jax": "keras"}
 
 
 class BackendUnavailable(Exception):

@@ -14,8 +14,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")   # keep the run's output rea
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from .base import (Adapter, Fixed, Missing, NativeDefault, Op, Optimizer, Session, native_default,  # noqa: E402
-                   require_class_axis)
+from . import keras_adapter as keras_tables  # noqa: E402
+from .base import Adapter, Missing, NativeDefault, Op, Session, native_default  # noqa: E402
 
 DTYPES = {"float64": tf.float64, "float32": tf.float32, "float16": tf.float16, "bfloat16": tf.bfloat16}
 
@@ -64,49 +64,11 @@ OPS: dict[str, Op | Missing] = {
 }
 
 
-# ---- losses: Keras loss classes (what TF users call), tf.nn where Keras lacks an option (pos_weight).
-# Keras reduces the last axis before its reduction, so elementwise losses get a trailing axis of 1;
-# Keras computes in floatx (float32) unless given dtype=, so the canonical call passes the input's.
-K = tf.keras.losses
-KERAS_REDUCTION = {"none": None, "sum": "sum", "mean": "sum_over_batch_size"}
-
-
-def _keras(cls: Any, input: tf.Tensor, target: tf.Tensor, reduction: str, elementwise: bool = False, **kw: Any) -> tf.Tensor:
-    loss = cls(reduction=KERAS_REDUCTION[reduction], dtype=input.dtype.name, **kw)
-    if elementwise:
-        out = loss(target[..., None], input[..., None])
-        return out
-    return loss(target, input)
-
+# ---- losses and optimizers: Keras's (what TF users call), shared with the Keras adapter; tf.nn where
+# Keras lacks an option (pos_weight).
 
 def _tf_reduce(t: tf.Tensor, reduction: str) -> tf.Tensor:
     return t if reduction == "none" else (tf.reduce_sum(t) if reduction == "sum" else tf.reduce_mean(t))
-
-
-def _keras_defaults(cls: Any, logits: bool | None = None) -> tuple[NativeDefault, ...]:
-    init = cls.__init__
-    out = [native_default(init, "reduction", interpret={"sum_over_batch_size": "mean"}),
-           native_default(init, "dtype", "computation dtype", canonical="the input's dtype",
-                          interpret={None: "float32 (keras floatx)"}, note="float16 and float64 inputs are computed in float32")]
-    if logits is not None:
-        out.append(native_default(init, "from_logits", "input convention", canonical=logits,
-                                  note="from_logits=False takes the input as probabilities"))
-    return tuple(out)
-
-
-EPSILON = NativeDefault("keras.config.epsilon()", "probability clipping", tf.keras.config.epsilon, canonical="none",
-                        note="probabilities are clipped to [epsilon, 1 - epsilon] before the log")
-
-
-def _sparse_ce(input: tf.Tensor, target: tf.Tensor, *, reduction: str, axis: int, ignore_index: int = -100) -> tf.Tensor:
-    ignore = int(ignore_index)
-    return _keras(K.SparseCategoricalCrossentropy, input, target, reduction, from_logits=True, axis=int(axis),
-                  ignore_class=None if ignore < 0 else ignore)
-
-
-def _kl(input: tf.Tensor, target: tf.Tensor, *, reduction: str, axis: int) -> tf.Tensor:
-    require_class_axis(axis, len(input.shape), -1, "keras.losses.KLDivergence")
-    return _keras(K.KLDivergence, tf.exp(input), target, reduction)   # Keras takes probabilities, not log q
 
 
 def _bce_logits(input: tf.Tensor, target: tf.Tensor, *, reduction: str, pos_weight: float) -> tf.Tensor:
@@ -115,118 +77,13 @@ def _bce_logits(input: tf.Tensor, target: tf.Tensor, *, reduction: str, pos_weig
     return _tf_reduce(tf.nn.weighted_cross_entropy_with_logits(labels=target, logits=input, pos_weight=pos_weight), reduction)
 
 
-LOSSES: dict[str, Op | Missing] = {
-    "mse": Op(lambda input, target, reduction: _keras(K.MeanSquaredError, input, target, reduction, True),
-              "keras.losses.MeanSquaredError", "keras.losses.MeanSquaredError(reduction={reduction})({target}, {input})",
-              native=_keras_defaults(K.MeanSquaredError)),
-    "l1": Op(lambda input, target, reduction: _keras(K.MeanAbsoluteError, input, target, reduction, True),
-             "keras.losses.MeanAbsoluteError", "keras.losses.MeanAbsoluteError(reduction={reduction})({target}, {input})",
-             native=_keras_defaults(K.MeanAbsoluteError)),
-    "huber": Op(lambda input, target, reduction, delta: _keras(K.Huber, input, target, reduction, True, delta=delta),
-                "keras.losses.Huber", "keras.losses.Huber(delta={delta}, reduction={reduction})({target}, {input})",
-                native=_keras_defaults(K.Huber) + (native_default(K.Huber.__init__, "delta"),)),
-    "smooth_l1": Missing("neither tf.nn nor keras.losses has smooth L1 (it is keras.losses.Huber(delta=beta) / beta)"),
-    "binary_cross_entropy": Op(
-        lambda input, target, reduction: _keras(K.BinaryCrossentropy, input, target, reduction, True),
-        "keras.losses.BinaryCrossentropy", "keras.losses.BinaryCrossentropy(reduction={reduction})({target}, {input})",
-        native=_keras_defaults(K.BinaryCrossentropy, logits=False) + (EPSILON,)),
-    "binary_cross_entropy_with_logits": Op(
-        _bce_logits, "tf.nn.weighted_cross_entropy_with_logits",
-        "tf.nn.weighted_cross_entropy_with_logits(labels={target}, logits={input}, pos_weight={pos_weight})",
-        native=(native_default(K.BinaryCrossentropy.__init__, "from_logits", "input convention", canonical=True,
-                               note="keras.losses.BinaryCrossentropy takes probabilities unless from_logits=True"),)),
-    "cross_entropy": Op(_sparse_ce, "keras.losses.SparseCategoricalCrossentropy",
-                        "keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction={reduction}, "
-                        "axis={axis})({target}, {input})",
-                        native=_keras_defaults(K.SparseCategoricalCrossentropy, logits=True)
-                        + (native_default(K.SparseCategoricalCrossentropy.__init__, "ignore_class", "ignore_index",
-                                          interpret={None: -100}, note="None: nothing is ignored"),),
-                        fixed={"label_smoothing": 0.0}),
-    "cross_entropy_soft": Op(
-        lambda input, target, reduction, axis, label_smoothing: _keras(
-            K.CategoricalCrossentropy, input, target, reduction, from_logits=True, label_smoothing=label_smoothing,
-            axis=int(axis)),
-        "keras.losses.CategoricalCrossentropy",
-        "keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing={label_smoothing}, axis={axis}, "
-        "reduction={reduction})({target}, {input})",
-        native=_keras_defaults(K.CategoricalCrossentropy, logits=True)
-        + (native_default(K.CategoricalCrossentropy.__init__, "label_smoothing"),)),
-    "nll": Missing("neither tf.nn nor keras.losses has a negative log-likelihood of log-probabilities"),
-    "kl_div": Op(_kl, "keras.losses.KLDivergence", "keras.losses.KLDivergence(reduction={reduction})({target}, tf.exp({input}))",
-                 native=_keras_defaults(K.KLDivergence) + (EPSILON,),
-                 why="Keras takes probabilities: the canonical call passes tf.exp(input)"),
-}
-OPS.update(LOSSES)
-
-# ---- optimizers: Keras 3 optimizers over a keras.Variable, the learning rate assigned before each step
-
-keras = tf.keras
-O = keras.optimizers
-_DECOUPLED = Fixed(1, "Keras 3 applies weight_decay to every optimizer as p -= lr * weight_decay * p before the "
-                      "step, never through the gradient (keras/src/optimizers/base_optimizer.py, _apply_weight_decay)")
-_EPS_IN_SQRT = Fixed(1, "update = lr * g / sqrt(accumulator + epsilon) (keras/src/optimizers/{adagrad,rmsprop}.py)")
-_EPS_HAT = Fixed(1, "alpha = lr * sqrt(1 - beta_2^t) / (1 - beta_1^t); p -= alpha * m / (sqrt(v) + epsilon): epsilon "
-                    "meets the uncorrected root (keras/src/optimizers/adam.py)")
-
-
-def _wd(weight_decay: float) -> float | None:
-    return float(weight_decay) or None      # Keras takes None for no decay
-
-
-def _keras_native(cls: Any, *names: tuple[str, str]) -> tuple[NativeDefault, ...]:
-    return tuple(native_default(cls.__init__, k, s) for k, s in (("learning_rate", "lr"),) + names)
-
-
-OPTIMIZERS: dict[str, Optimizer | Missing] = {
-    "sgd": Optimizer(lambda lr, weight_decay: O.SGD(lr, weight_decay=_wd(weight_decay)), "keras.optimizers.SGD",
-                     native=_keras_native(O.SGD)),
-    "sgd_momentum": Optimizer(lambda lr, momentum, weight_decay: O.SGD(lr, momentum=momentum, weight_decay=_wd(weight_decay)),
-                              "keras.optimizers.SGD(momentum=)", native=(native_default(O.SGD.__init__, "momentum"),),
-                              fixed={"lr_in_velocity": Fixed(1, "v = momentum v - lr g"), "decoupled_weight_decay": _DECOUPLED}),
-    "sgd_nesterov": Optimizer(lambda lr, momentum, weight_decay: O.SGD(lr, momentum=momentum, nesterov=True,
-                                                                       weight_decay=_wd(weight_decay)),
-                              "keras.optimizers.SGD(nesterov=True)",
-                              fixed={"lr_in_velocity": Fixed(1, "v = momentum v - lr g"), "decoupled_weight_decay": _DECOUPLED}),
-    "adagrad": Optimizer(lambda lr, eps, initial_accumulator, weight_decay: O.Adagrad(
-        lr, initial_accumulator_value=initial_accumulator, epsilon=eps, weight_decay=_wd(weight_decay)), "keras.optimizers.Adagrad",
-        native=_keras_native(O.Adagrad, ("epsilon", "eps"), ("initial_accumulator_value", "initial_accumulator")),
-        fixed={"eps_inside_sqrt": _EPS_IN_SQRT, "decoupled_weight_decay": _DECOUPLED}),
-    "rmsprop": Optimizer(lambda lr, rho, eps, weight_decay: O.RMSprop(lr, rho=rho, epsilon=eps, weight_decay=_wd(weight_decay)),
-                         "keras.optimizers.RMSprop", native=_keras_native(O.RMSprop, ("rho", "rho"), ("epsilon", "eps")),
-                         fixed={"eps_inside_sqrt": _EPS_IN_SQRT, "decoupled_weight_decay": _DECOUPLED}),
-    "rmsprop_centered": Optimizer(lambda lr, rho, eps, weight_decay: O.RMSprop(
-        lr, rho=rho, epsilon=eps, centered=True, weight_decay=_wd(weight_decay)), "keras.optimizers.RMSprop(centered=True)",
-        fixed={"eps_inside_sqrt": _EPS_IN_SQRT, "decoupled_weight_decay": _DECOUPLED}),
-    "adam": Optimizer(lambda lr, beta1, beta2, eps, weight_decay: O.Adam(
-        lr, beta_1=beta1, beta_2=beta2, epsilon=eps, weight_decay=_wd(weight_decay)), "keras.optimizers.Adam",
-        native=_keras_native(O.Adam, ("beta_1", "beta1"), ("beta_2", "beta2"), ("epsilon", "eps")),
-        fixed={"eps_hat": _EPS_HAT, "decoupled_weight_decay": _DECOUPLED}),
-    "amsgrad": Optimizer(lambda lr, beta1, beta2, eps, weight_decay: O.Adam(
-        lr, beta_1=beta1, beta_2=beta2, epsilon=eps, amsgrad=True, weight_decay=_wd(weight_decay)),
-        "keras.optimizers.Adam(amsgrad=True)",
-        fixed={"eps_hat": _EPS_HAT, "decoupled_weight_decay": _DECOUPLED,
-               "max_of_corrected": Fixed(0, "v_hat = maximum(v_hat, v) over the raw moments")}),
-    "adamw": Optimizer(lambda lr, beta1, beta2, eps, weight_decay: O.AdamW(
-        lr, weight_decay=weight_decay, beta_1=beta1, beta_2=beta2, epsilon=eps), "keras.optimizers.AdamW",
-        native=_keras_native(O.AdamW, ("beta_1", "beta1"), ("beta_2", "beta2"), ("epsilon", "eps"),
-                             ("weight_decay", "weight_decay")),
-        fixed={"eps_hat": _EPS_HAT}),
-}
-OPS.update(OPTIMIZERS)
-
-
-class _KerasSession(Session):
-    def __init__(self, opt: Any, initial: np.ndarray, dtype: str, device: str) -> None:
-        self.device = device
-        with tf.device(device):
-            self.var = keras.Variable(initial, dtype=dtype)
-        self.opt, self.dtype = opt, dtype
-
-    def step(self, grad: np.ndarray, lr: float) -> np.ndarray:
-        with tf.device(self.device):
-            self.opt.learning_rate = lr
-            self.opt.apply_gradients([(tf.constant(grad, dtype=self.dtype), self.var)])
-        return np.array(self.var.numpy())
+OPS.update(keras_tables.losses(tf.keras))
+OPS["binary_cross_entropy_with_logits"] = Op(
+    _bce_logits, "tf.nn.weighted_cross_entropy_with_logits",
+    "tf.nn.weighted_cross_entropy_with_logits(labels={target}, logits={input}, pos_weight={pos_weight})",
+    native=(native_default(tf.keras.losses.BinaryCrossentropy.__init__, "from_logits", "input convention", canonical=True,
+                           note="keras.losses.BinaryCrossentropy takes probabilities unless from_logits=True"),))
+OPS.update(keras_tables.optimizers(tf.keras))
 
 
 class TensorflowAdapter(Adapter):
@@ -269,13 +126,10 @@ class TensorflowAdapter(Adapter):
         return grad
 
     def optimizer_session(self, built: Any, initial: np.ndarray, dtype: str) -> Session:
-        return _KerasSession(built, initial, dtype, self._tf_device)
+        return keras_tables.KerasSession(tf.keras, built, initial, dtype, place=lambda: tf.device(self._tf_device))
 
     def repro(self, function: str, inputs: Any, params: Any, dtype: str) -> str:
-        # Keras spells the reductions differently: show the call as a user types it.
-        if "reduction" in params and self.op(function).api.startswith("keras"):
-            params = {**params, "reduction": KERAS_REDUCTION[params["reduction"]]}
-        return super().repro(function, inputs, params, dtype)
+        return super().repro(function, inputs, keras_tables.keras_spelling(self, function, params), dtype)
 
     def environment(self) -> dict[str, str]:
         return {"TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "unset (oneDNN on by default on x86)"),

@@ -191,20 +191,33 @@ def check_value(ctx: Context, case: Case) -> None:
 
 
 def corner_examples(spec: Spec, dtype: str, cfg: Config) -> list[tuple[dict[str, Any], dict[str, np.ndarray]]]:
-    """Predictions of +-6000 (large, but a single loss stays finite in float16) with the drawn
-    parameter at the top of its range, under every seed: whether a reduction's own sum overflows
-    where the exact mean is finite must not depend on the draws reaching two such samples."""
+    """Predictions of +-6000 (large, but a single loss stays finite in float16), or probabilities at
+    the ends of the dtype, with the drawn parameter at the top of its range, under every seed:
+    whether a reduction's own sum overflows where the exact mean is finite must not depend on the
+    draws reaching two such samples."""
     first = spec.tensor_inputs[0]
     dom = spec.domain(first)
-    if not (math.isinf(dom.lo) and math.isinf(dom.hi)) or cfg.name == "ignore_index":
+    if cfg.name == "ignore_index":
         return []
     params = spec.default_params()
     if cfg.name in spec.doc.params:
-        lo, hi = max(spec.param_domain(cfg.name).lo, -5.0), min(spec.param_domain(cfg.name).hi, 5.0)
+        hi = min(spec.param_domain(cfg.name).hi, 5.0)
         params = {**params, cfg.name: S.representable(hi, dtype)}
     inputs = fixed_loss_inputs(spec, dtype)
-    big = np.where(np.arange(inputs[first].size) % 2 == 0, 6000.0, -6000.0).reshape(inputs[first].shape)
-    return [(params, {**inputs, first: S.cast(big, dtype)})]
+    n = inputs[first].size
+    if math.isinf(dom.lo) and math.isinf(dom.hi):
+        corner = np.where(np.arange(n) % 2 == 0, 6000.0, -6000.0)
+    elif math.isfinite(dom.lo) and math.isfinite(dom.hi):
+        # Probabilities at the ends of the dtype: the smallest subnormal and normal above the
+        # lower end, 1/2 ulp below the upper (torch clamps log(p) at -100, which only
+        # probabilities below e^-100 = 3.7e-44 show; 25 draws reached one under some seeds only).
+        d = info(dtype)
+        ends = [dom.lo + 2.0 ** d.min_subnormal_exp, dom.lo + 2.0 ** d.emin, (dom.lo + dom.hi) / 2,
+                dom.hi - 2.0 ** -d.precision]
+        corner = np.resize(np.asarray([v for v in ends if v in dom]), n)
+    else:
+        return []
+    return [(params, {**inputs, first: S.cast(corner.reshape(inputs[first].shape), dtype)})]
 
 
 def check_gradient(ctx: Context, case: Case) -> None:

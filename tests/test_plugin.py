@@ -26,7 +26,7 @@ def output(result: pytest.RunResult) -> str:
 def test_unknown_backend_is_one_clear_line(pytester: pytest.Pytester) -> None:
     result = run(pytester, "--backend=nosuch")
     assert result.ret != 0
-    assert "unknown backend 'nosuch' (known: jax, numpy, tensorflow, torch)" in output(result)
+    assert "unknown backend 'nosuch' (known: jax, keras, keras_jax, numpy, onnxruntime, tensorflow, torch)" in output(result)
 
 
 def test_missing_framework_names_the_pip_extra(monkeypatch: pytest.MonkeyPatch) -> None:

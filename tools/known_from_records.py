@@ -4,7 +4,8 @@
     python tools/known_from_records.py raw/torch-cpu.json reasons.yaml conformance/known/torch.yaml
 
 `reasons.yaml` maps "function/check" (or "function/check/label" for checks about one input,
-a parameter or a property; "*" for any function) to {kind, reason, link}.  It may also be an
+a parameter or a property; "*" for any function; "...@float64" for one dtype only) to
+{kind, reason, link}.  It may also be an
 existing known-discrepancy list: its reasons are kept and its evidence is measured again,
 which is how a list is refreshed after a framework upgrade.  The evidence of
 each entry (measured error, exact input, expected, got, version) is taken from the records,
@@ -44,12 +45,36 @@ def evidence(r: dict[str, Any], backend: str, version: str) -> str:
     return f"{r['id'].split(' ')[0]}: " + "; ".join(parts) + f" ({backend} {version}, {r.get('device', 'cpu')})"
 
 
+def load_reasons(path: Path) -> tuple[dict[str, dict[str, Any]], dict[tuple[str, str], dict[str, Any]]]:
+    """Reasons by key, and reasons that hold for one dtype of a key only (the first given wins).
+
+    A dict maps "function/check[/label]" to {kind, reason, link}; "key@dtype" limits a reason
+    to one dtype.  A list is an existing known list: an entry with dtypes gives its reason to
+    those dtypes, so one key may keep different reasons for different dtypes.
+    """
+    raw = yaml.safe_load(path.read_text()) or {}
+    reasons: dict[str, dict[str, Any]] = {}
+    by_dtype: dict[tuple[str, str], dict[str, Any]] = {}
+    if isinstance(raw, list):
+        for e in raw:
+            key = f"{e['function']}/{e['checks'][0]}" + (f"/{e['case'].split(' ', 1)[1].rstrip('$')}" if e.get("case") else "")
+            why = {k: e[k] for k in ("kind", "reason", "link") if k in e}
+            reasons.setdefault(key, why)
+            for d in e.get("dtypes") or []:
+                by_dtype.setdefault((key, d), why)
+    else:
+        for key, why in raw.items():
+            if "@" in key:
+                base, dtype = key.rsplit("@", 1)
+                by_dtype.setdefault((base, dtype), why)
+            else:
+                reasons.setdefault(key, why)
+    return reasons, by_dtype
+
+
 def build(records_path: Path, reasons_path: Path) -> tuple[list[dict[str, Any]], list[str], str]:
     run = json.loads(records_path.read_text())
-    reasons = yaml.safe_load(reasons_path.read_text()) or {}
-    if isinstance(reasons, list):            # an existing known list
-        reasons = {f"{e['function']}/{e['checks'][0]}" + (f"/{e['case'].split(' ', 1)[1].rstrip('$')}" if e.get("case") else ""):
-                   {k: e[k] for k in ("kind", "reason", "link") if k in e} for e in reasons}
+    reasons, by_dtype = load_reasons(reasons_path)
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = collections.OrderedDict()
     for r in sorted((r for r in run["records"] if r["status"] == "fail"), key=lambda r: (r["function"], r["check"], r["id"])):
         parts = r["id"].split(" ", 2)
@@ -60,29 +85,43 @@ def build(records_path: Path, reasons_path: Path) -> tuple[list[dict[str, Any]],
     for (fn, check, label), rs in groups.items():
         keys = [f"{fn}/{check}/{label}", f"{fn}/{check}", f"*/{check}/{label}", f"*/{check}"] if label else \
                [f"{fn}/{check}", f"*/{check}"]
-        why = next((reasons[k] for k in keys if k in reasons), None)
-        if why is None:
-            missing.append(keys[0])
-            continue
-        entry: dict[str, Any] = {"function": fn}
-        dtypes = sorted({r["dtype"] for r in rs if r["dtype"]})
-        if dtypes:
-            entry["dtypes"] = dtypes
-        entry["checks"] = [check]
-        if label:
-            # "$": the label is the whole rest of the id, so an entry for the canonical run cannot
-            # also match the same case "under its own conventions" (a longer id).
-            whole = any(r["id"].endswith(f" {check} {label}") for r in rs)
-            anchored = ("reduction=" in label and check != "stability") or check in TRAJECTORIES or whole
-            entry["case"] = f"{check} {label}" + ("$" if anchored else "")
-        entry["kind"] = why.get("kind", "accuracy")
-        entry["reason"] = why["reason"]
-        worst = max(rs, key=lambda r: r.get("max_ulp") or 0)
-        entry["evidence"] = evidence(worst, run["backend"], run["version"])
-        if why.get("link"):
-            entry["link"] = why["link"]
-        entries.append(entry)
+
+        def reason_for(dtype: str | None) -> dict[str, Any] | None:
+            # A reason for this dtype under any key first, then the most specific key's.
+            found = next((by_dtype[(k, dtype)] for k in keys if (k, dtype) in by_dtype), None)
+            return found or next((reasons[k] for k in keys if k in reasons), None)
+        split: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = collections.OrderedDict()
+        for r in rs:
+            why = reason_for(r["dtype"])
+            if why is None:
+                missing.append(keys[0] + (f"@{r['dtype']}" if r["dtype"] else ""))
+                continue
+            split.setdefault(why["reason"], (why, []))[1].append(r)
+        for why, part in split.values():
+            entries.append(_entry(fn, check, label, part, why, run))
     return entries, missing, f"{run['backend']} {run['version']}"
+
+
+def _entry(fn: str, check: str, label: str, rs: list[dict[str, Any]], why: dict[str, Any], run: dict[str, Any]) -> dict[str, Any]:
+    """One known-list entry for failures `rs` that share a reason."""
+    entry: dict[str, Any] = {"function": fn}
+    dtypes = sorted({r["dtype"] for r in rs if r["dtype"]})
+    if dtypes:
+        entry["dtypes"] = dtypes
+    entry["checks"] = [check]
+    if label:
+        # "$": the label is the whole rest of the id, so an entry for the canonical run cannot
+        # also match the same case "under its own conventions" (a longer id).
+        whole = any(r["id"].endswith(f" {check} {label}") for r in rs)
+        anchored = ("reduction=" in label and check != "stability") or check in TRAJECTORIES or whole
+        entry["case"] = f"{check} {label}" + ("$" if anchored else "")
+    entry["kind"] = why.get("kind", "accuracy")
+    entry["reason"] = why["reason"]
+    worst = max(rs, key=lambda r: r.get("max_ulp") or 0)
+    entry["evidence"] = evidence(worst, run["backend"], run["version"])
+    if why.get("link"):
+        entry["link"] = why["link"]
+    return entry
 
 
 def main() -> None:
@@ -96,7 +135,7 @@ def main() -> None:
                                                          default_flow_style=None))
     print(f"{len(entries)} entries written to {sys.argv[3]}")
     if missing:
-        print("failures without a reason (left out):", *missing, sep="\n  ")
+        print("failures without a reason (left out):", *sorted(set(missing)), sep="\n  ")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,207 @@
+"""`nnconform report merge DIR...`: records of several runs as one matrix, and backend-versus-backend differences.
+
+Each run (one backend, version and device) writes `<backend>-<device>.json`.  Merging
+reads them all and writes `merged.md` and `merged.json`:
+
+- the matrix function x backend x dtype: each cell the worst status of the function's
+  value checks (or gradient checks) in that dtype and the largest error against the exact
+  value, as in a single run's report;
+- pairwise differences: where two backends were given the same input (the spec's named
+  stability and special inputs, the same in every run), how far their outputs are from
+  each other in ULPs of the dtype, whatever the reference says.  That is what a user
+  porting a model from one framework to another sees.
+
+The output depends only on the records, never on the order the files are given in or
+found: the same records give byte-identical reports.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import defaultdict
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from nnconform.reference.dtypes import info, ulp_of
+
+from nnconform.spec.loader import load_all
+
+from .records import CELL, GRADIENT_CHECKS, RANK, SCHEMA_VERSION, STATUSES, TRAJECTORY_CHECKS, VALUE_CHECKS, _ulp
+
+FIXED_INPUT_CHECKS = ("stability", "special")
+REQUIRED = ("id", "function", "check", "dtype", "status")
+
+
+class RecordsError(ValueError):
+    """A records file that cannot be merged; the message names the file and what is wrong."""
+
+
+def load(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RecordsError(f"{path}: not a readable JSON records file ({exc})") from None
+    if not isinstance(data, dict) or "schema_version" not in data:
+        raise RecordsError(f"{path}: no schema_version; not an nnconform records file")
+    if data["schema_version"] != SCHEMA_VERSION:
+        raise RecordsError(f"{path}: records schema version {data['schema_version']!r}; this nnconform reads version "
+                           f"{SCHEMA_VERSION} (re-run the suite, or use the nnconform that wrote it)")
+    for key in ("backend", "version", "device", "records"):
+        if key not in data:
+            raise RecordsError(f"{path}: field {key!r} is missing")
+    if not isinstance(data["records"], list):
+        raise RecordsError(f"{path}: field 'records' is not a list")
+    for i, r in enumerate(data["records"]):
+        missing = [k for k in REQUIRED if not isinstance(r, dict) or k not in r]
+        if missing:
+            raise RecordsError(f"{path}: records[{i}] lacks {', '.join(missing)}")
+        if r["status"] not in STATUSES:
+            raise RecordsError(f"{path}: records[{i}].status {r['status']!r} is not one of {', '.join(STATUSES)}")
+    return data
+
+
+def find(paths: list[Path]) -> list[Path]:
+    """Records files: the files given, and every *.json under the directories given (merged.json excepted)."""
+    found: set[Path] = set()
+    for p in paths:
+        if p.is_dir():
+            found.update(q for q in p.rglob("*.json") if q.name != "merged.json")
+        elif p.exists():
+            found.add(p)
+        else:
+            raise RecordsError(f"{p}: no such file or directory")
+    if not found:
+        raise RecordsError("no records files (*.json) found in " + ", ".join(map(str, paths)))
+    return sorted(found)
+
+
+def _labels(runs: list[dict[str, Any]]) -> list[str]:
+    """The backend name where it is unique, else backend, version and device."""
+    names = [r["backend"] for r in runs]
+    full = [f"{r['backend']} {r['version']} {r['device']}" for r in runs]
+    labels = [n if names.count(n) == 1 else f for n, f in zip(names, full)]
+    if len(set(labels)) != len(labels):
+        dup = sorted({x for x in labels if labels.count(x) > 1})
+        raise RecordsError(f"two records files are the same run ({', '.join(dup)}); merge each run once")
+    return labels
+
+
+def _cell(records: list[dict[str, Any]]) -> dict[str, Any]:
+    worst = min(records, key=lambda r: RANK[r["status"]])
+    measured = [r["max_ulp"] for r in records if r.get("max_ulp")]
+    return {"status": worst["status"], "max_ulp": max(measured) if measured else None}
+
+
+def matrix(runs: dict[str, dict[str, Any]], kinds: tuple[str, ...], optimizers: bool) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+    """function -> dtype -> run label -> {status, max_ulp}, for the optimizers or for the other functions."""
+    chosen = {name for name, spec in load_all().items() if (spec.family == "optimizer") == optimizers}
+    grouped: dict[str, dict[str, dict[str, list[dict[str, Any]]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
+    for label, run in runs.items():
+        for r in run["records"]:
+            if r["check"] not in kinds or r["function"] not in chosen:
+                continue
+            # A function not provided at all has one record without a dtype: it fills every dtype of the run.
+            for d in [r["dtype"]] if r["dtype"] else run.get("dtypes", []) if r["check"] == "provided" else []:
+                if not optimizers or d in ("float64", "float32"):
+                    grouped[r["function"]][d][label].append(r)
+    return {fn: {d: {lab: _cell(rs) for lab, rs in sorted(by_run.items())} for d, by_run in sorted(by_dtype.items())}
+            for fn, by_dtype in sorted(grouped.items())}
+
+
+def _ulps_apart(a: float, b: float, dtype: str) -> float:
+    if math.isnan(a) and math.isnan(b) or a == b:
+        return 0.0
+    if not (math.isfinite(a) and math.isfinite(b)):
+        return math.inf
+    return float(abs(a - b) / ulp_of(np.array(max(abs(a), abs(b))), info(dtype)))
+
+
+def pairwise(runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """For each pair of runs: the shared fixed inputs, how many outputs differ, and the largest differences."""
+    outputs: dict[str, dict[tuple[str, str], dict[str, Any]]] = {}
+    for label, run in runs.items():
+        outputs[label] = {}
+        for r in run["records"]:
+            w = r.get("worst")
+            if r["check"] in FIXED_INPUT_CHECKS and r["dtype"] and isinstance(w, dict) and "got" in w and "input_hex" in w:
+                outputs[label][(r["id"], str(w["input_hex"]))] = {"record": r, "got": float(w["got"]),
+                                                                     "got_hex": w.get("got_hex")}
+    pairs = []
+    for a, b in combinations(sorted(runs), 2):
+        shared = sorted(set(outputs[a]) & set(outputs[b]))
+        diffs = []
+        for key in shared:
+            ra, rb = outputs[a][key], outputs[b][key]
+            apart = _ulps_apart(ra["got"], rb["got"], ra["record"]["dtype"])
+            if apart > 0:
+                diffs.append({"id": key[0], "input_hex": key[1], "ulps_apart": apart,
+                              a: ra["got_hex"] or repr(ra["got"]), b: rb["got_hex"] or repr(rb["got"])})
+        diffs.sort(key=lambda d: (-d["ulps_apart"], d["id"]))
+        pairs.append({"a": a, "b": b, "shared": len(shared), "differ": len(diffs), "largest": diffs[:5]})
+    return pairs
+
+
+def merge(paths: list[Path]) -> dict[str, Any]:
+    files = find(paths)
+    loaded = [load(p) for p in files]
+    order = sorted(range(len(loaded)), key=lambda i: (loaded[i]["backend"], loaded[i]["device"], loaded[i]["version"]))
+    loaded = [loaded[i] for i in order]
+    runs = dict(zip(_labels(loaded), loaded))
+    return {"schema_version": SCHEMA_VERSION,
+            "runs": {lab: {k: run[k] for k in ("backend", "version", "device", "environment", "machine") if k in run}
+                     for lab, run in runs.items()},
+            "values": matrix(runs, VALUE_CHECKS, False), "gradients": matrix(runs, GRADIENT_CHECKS, False),
+            "optimizers": matrix(runs, TRAJECTORY_CHECKS + ("stability", "provided"), True),
+            "pairwise": pairwise(runs)}
+
+
+def _fmt_cell(cell: dict[str, Any] | None) -> str:
+    if cell is None:
+        return " "
+    text = CELL[cell["status"]]
+    return text + (f" {_ulp(cell['max_ulp'])}" if cell["max_ulp"] else "")
+
+
+def markdown(merged: dict[str, Any]) -> str:
+    labels = list(merged["runs"])
+    lines = ["# nnconform: merged report", "", "| run | backend | version | device |", "|---|---|---|---|"]
+    lines += [f"| {lab} | {r['backend']} | {r['version']} | {r['device']} |" for lab, r in merged["runs"].items()]
+    lines += ["", "Each cell: the worst status of the function's checks in that dtype (FAIL, known, ok, - not "
+              "provided) and the largest error measured against the exact value, in ULPs of the dtype.", ""]
+    for title, key in (("Values", "values"), ("Gradients", "gradients"), ("Optimizer trajectories", "optimizers")):
+        table = merged[key]
+        dtypes = sorted({d for by_dtype in table.values() for d in by_dtype}, key=_dtype_order)
+        for d in dtypes:
+            lines += [f"## {title}, {d}", "", "| function | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+            for fn, by_dtype in table.items():
+                if d in by_dtype:
+                    lines.append(f"| {fn} | " + " | ".join(_fmt_cell(by_dtype[d].get(lab)) for lab in labels) + " |")
+            lines.append("")
+    lines += ["## Backend versus backend", "",
+              "The spec's named stability and special inputs are the same in every run, so two backends' outputs "
+              "there can be compared with each other directly: how many shared inputs give different outputs, and "
+              "the largest differences in ULPs of the dtype.", "",
+              "| pair | shared inputs | outputs differ | largest difference |", "|---|---|---|---|"]
+    for p in merged["pairwise"]:
+        top = p["largest"][0] if p["largest"] else None
+        where = f"{_ulp(top['ulps_apart'])}: {top['id']}" if top else "none"
+        lines.append(f"| {p['a']} vs {p['b']} | {p['shared']} | {p['differ']} | {where} |")
+    return "\n".join(lines) + "\n"
+
+
+def _dtype_order(d: str) -> int:
+    order = ("float64", "float32", "float16", "bfloat16")
+    return order.index(d) if d in order else len(order)
+
+
+def write(paths: list[Path], out: Path) -> tuple[Path, Path]:
+    merged = merge(paths)
+    out.mkdir(parents=True, exist_ok=True)
+    data, md = out / "merged.json", out / "merged.md"
+    data.write_text(json.dumps(merged, indent=1, sort_keys=True, default=str, allow_nan=True) + "\n")
+    md.write_text(markdown(merged))
+    return data, md
