@@ -13,13 +13,15 @@ Keras for both.  Nothing here imports Keras at module level: the tables are buil
 
 from __future__ import annotations
 
+import contextlib
 import os
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 
-from .base import Adapter, Fixed, Missing, NativeDefault, Op, Optimizer, Session, native_default, require_class_axis
+from .base import (Adapter, Fixed, Missing, NativeDefault, Op, Optimizer, Session, native_default, require_class_axis,
+                   signature_default)
 
 KERAS_REDUCTION = {"none": None, "sum": "sum", "mean": "sum_over_batch_size"}
 
@@ -68,7 +70,7 @@ def activations(keras: ModuleType) -> dict[str, Op | Missing]:
                    "keras.activations.gelu({x}, approximate=False)",
                    native=(native_default(A.gelu, "approximate", "approximation", canonical=False),
                            NativeDefault("keras.ops.gelu approximate", "approximation",
-                                         lambda: native_default(ops.gelu, "approximate").value(), canonical=False,
+                                         signature_default(ops.gelu, "approximate"), canonical=False,
                                          note="keras.ops.gelu defaults to the tanh approximation, "
                                               "keras.activations.gelu to the exact one"))),
         "gelu_tanh": Op(lambda x: A.gelu(x, approximate=True), "keras.activations.gelu",
@@ -241,7 +243,6 @@ class KerasSession(Session):
             self.var = keras.Variable(initial, dtype=dtype)
 
     def _scope(self) -> Any:
-        import contextlib
         return self.place() if self.place is not None else contextlib.nullcontext()
 
     def step(self, grad: np.ndarray, lr: float) -> np.ndarray:

@@ -194,7 +194,6 @@ class OnnxruntimeAdapter(Adapter):
     version = ort.__version__
     gradient_reason = "ONNX Runtime inference sessions have no automatic differentiation"
     ops = OPS
-    array_repro = "numpy.array([{values}], dtype='{dtype}')"
 
     def to_backend(self, a: np.ndarray, dtype: str) -> np.ndarray:
         return np.asarray(a).astype(NP[dtype])

@@ -249,7 +249,7 @@ def check_gradient(ctx: Context, case: Case) -> None:
             raise failure(ctx, case, m, {**call, "g": g}, full, f"vector-Jacobian product with cotangent g = {show(g)}",
                           budget)
     run_search(ctx, case, example(spec, dtype, cfg).flatmap(with_g), body,
-               explicit=[(p, x, _fixed_cotangent(L.value(spec, x, p, cfg.reduction, "float64").values.shape, dtype))
+               explicit=[(p, x, S.fixed_cotangent(L.value(spec, x, p, cfg.reduction, "float64").values.shape, dtype))
                          for p, x in gradient_corner_examples(spec, dtype, cfg)])
 
 
@@ -263,10 +263,6 @@ def gradient_corner_examples(spec: Spec, dtype: str, cfg: Config) -> list[tuple[
     if not (math.isfinite(dom.lo) and math.isfinite(dom.hi)):
         return []
     return corner_examples(spec, dtype, cfg)
-
-
-def _fixed_cotangent(shape: tuple[int, ...], dtype: str) -> np.ndarray:
-    return S.cast(np.resize(np.asarray([1.0, -0.5, 0.75]), shape), dtype)
 
 
 def check_stability(ctx: Context, case: Case) -> None:

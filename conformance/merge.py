@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from nnconform.adapters.base import ALL_DTYPES
 from nnconform.reference.dtypes import info, ulp_of
 
 from nnconform.spec.loader import load_all
@@ -174,7 +175,7 @@ def markdown(merged: dict[str, Any]) -> str:
               "provided) and the largest error measured against the exact value, in ULPs of the dtype.", ""]
     for title, key in (("Values", "values"), ("Gradients", "gradients"), ("Optimizer trajectories", "optimizers")):
         table = merged[key]
-        dtypes = sorted({d for by_dtype in table.values() for d in by_dtype}, key=_dtype_order)
+        dtypes = [d for d in ALL_DTYPES if any(d in by_dtype for by_dtype in table.values())]
         for d in dtypes:
             lines += [f"## {title}, {d}", "", "| function | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
             for fn, by_dtype in table.items():
@@ -191,11 +192,6 @@ def markdown(merged: dict[str, Any]) -> str:
         where = f"{_ulp(top['ulps_apart'])}: {top['id']}" if top else "none"
         lines.append(f"| {p['a']} vs {p['b']} | {p['shared']} | {p['differ']} | {where} |")
     return "\n".join(lines) + "\n"
-
-
-def _dtype_order(d: str) -> int:
-    order = ("float64", "float32", "float16", "bfloat16")
-    return order.index(d) if d in order else len(order)
 
 
 def write(paths: list[Path], out: Path) -> tuple[Path, Path]:

@@ -118,6 +118,12 @@ def cotangent(shape: tuple[int, ...], dtype: str) -> st.SearchStrategy[np.ndarra
         lambda vs: cast(vs, dtype).reshape(shape))
 
 
+def fixed_cotangent(shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    """The cotangent of the explicit examples: not all ones, since softmax's vector-Jacobian
+    product is exactly 0 for a constant cotangent."""
+    return cast(np.resize(np.asarray([1.0, -0.5, 0.75]), shape), dtype)
+
+
 def param_ranges(spec: Spec) -> dict[str, tuple[float, float]]:
     """The range each continuous (differentiable) parameter is drawn from: its domain within [-5, 5]."""
     out = {}
