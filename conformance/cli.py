@@ -2,6 +2,10 @@
 
     nnconform new-adapter NAME [--dir DIR] [--force]   write NAME_adapter.py, listing every spec function
     nnconform backends                                 the registered backends, and whether each loads here
+    nnconform sweep BACKEND [--out DIR]                measurement sweeps (every 16-bit input, grids) -> DIR/BACKEND-cpu.sweep.json
+    nnconform sweep BACKEND --float32-exhaustive FN    one unary function over all 2**32 float32 inputs
+    nnconform report run BACKEND [--out DIR]           the full report: conformance run, sweeps, Markdown and HTML
+    nnconform report html PATH... [--out DIR]          Markdown and HTML pages from records (merged too, for 2+ runs)
     nnconform report merge PATH... [--out DIR]         several runs' records as one matrix (merged.md, merged.json)
 
 The conformance run itself is pytest's: `pytest conformance --backend=NAME --report=DIR`.
@@ -53,6 +57,105 @@ def _merge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _split(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    import fnmatch
+
+    from nnconform.spec import SpecError, load_all
+
+    from . import records, sweep, sweep_float32
+    try:
+        adapter = registry.load(args.backend, args.device)
+    except registry.BackendUnavailable as exc:
+        print(f"nnconform sweep: {exc}", file=sys.stderr)
+        return 2
+    try:
+        specs = load_all()
+    except SpecError as exc:
+        print(f"nnconform sweep: {exc}", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    header = records.run_header(adapter, [d for d in _split(args.dtypes) if d in adapter.dtypes], kind="sweeps")
+    if args.float32_exhaustive:
+        fn = args.float32_exhaustive
+        if fn not in specs:
+            print(f"nnconform sweep: no spec named {fn!r}", file=sys.stderr)
+            return 2
+        try:
+            result = sweep_float32.run(args.backend, fn, args.device, jobs=args.jobs, first=args.first,
+                                       count=args.count, progress=not args.no_progress)
+        except ValueError as exc:
+            print(f"nnconform sweep: {exc}", file=sys.stderr)
+            return 2
+        path = records.write_sweeps(out, header, [result], suffix=f"float32-{fn}")
+        print(f"{fn} float32: {result['points']:,} inputs in {result['seconds']} s, largest error "
+              f"{result['max_ulp']} ULP at {result['worst'][0]['input_hex'] if result['worst'] else '-'}; wrote {path}")
+        return 0
+    bad = [d for d in _split(args.dtypes) if d not in ("float64", "float32", "float16", "bfloat16")]
+    if bad:
+        print(f"nnconform sweep: unknown dtype(s) {bad}", file=sys.stderr)
+        return 2
+    chosen = [s for n, s in sorted(specs.items()) if any(fnmatch.fnmatch(n, p) for p in _split(args.functions))]
+    results = sweep.sweep(args.backend, args.device, chosen, _split(args.dtypes), jobs=args.jobs,
+                          progress=not args.no_progress)
+    path = records.write_sweeps(out, header, results)
+    failed = [r for r in results if r["status"] == "failed"]
+    print(f"{len(results)} sweeps ({len(failed)} where the backend failed); wrote {path}")
+    return 0
+
+
+def _html(args: argparse.Namespace) -> int:
+    from . import report
+    try:
+        first = Path(args.paths[0])
+        written = report.write([Path(p) for p in args.paths], Path(args.out) if args.out else first if first.is_dir() else first.parent)
+    except merge.RecordsError as exc:
+        print(f"nnconform report html: {exc}", file=sys.stderr)
+        return 2
+    print("wrote " + ", ".join(str(p) for p in written if p.suffix == ".html"))
+    return 0
+
+
+def _report_run(args: argparse.Namespace) -> int:
+    """pytest (the verdicts and records) and, at the same time, the sweeps; then the pages.
+
+    The conformance run is one process on one core; the sweeps run beside it on `--jobs`
+    processes, so the two together take about as long as the longer one.  pytest's exit status is
+    returned (1: a check failed; the pages are written all the same).
+    """
+    import subprocess
+    import time
+    out = Path(args.out)
+    start = time.perf_counter()
+    cmd = [sys.executable, "-m", "pytest", "--pyargs", "nnconform.conformance", f"--backend={args.backend}",
+           f"--device={args.device}", f"--report={out}", "-q", "-p", "no:cacheprovider", "--no-header"]
+    print("$ " + " ".join(cmd), flush=True)
+    log = out / f"{args.backend}-{args.device}.pytest.log"
+    out.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as sink:
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT)
+        try:
+            sweep_args = argparse.Namespace(backend=args.backend, device=args.device, out=str(out), dtypes=",".join(
+                ("float64", "float32", "float16", "bfloat16")), functions="*", jobs=args.jobs,
+                no_progress=args.no_progress, float32_exhaustive=None, first=0, count=1 << 32)
+            swept = _sweep(sweep_args)
+        finally:
+            status = proc.wait()
+    tail = log.read_text().strip().splitlines()[-1:] or [""]
+    print(f"conformance run: {tail[0]} (log: {log})")
+    if status not in (0, 1) or swept:
+        print(f"nnconform report run: the conformance run stopped with exit status {status}; see {log}"
+              if status not in (0, 1) else "nnconform report run: the sweeps did not run", file=sys.stderr)
+        return status or 2
+    if _html(argparse.Namespace(paths=[str(out)], out=str(out))):
+        return 2
+    print(f"report for {args.backend} in {time.perf_counter() - start:.0f} s")
+    return status
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nnconform", description="nnconform: the conformance suite's tools")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -69,6 +172,29 @@ def main(argv: list[str] | None = None) -> int:
     merging.add_argument("paths", nargs="+", help="records files, or directories searched for *.json")
     merging.add_argument("--out", default="merged-report", help="where to write merged.md and merged.json")
     merging.set_defaults(run=_merge)
+    swp = sub.add_parser("sweep", help="measure a backend over fixed inputs: every 16-bit input, and grids")
+    swp.add_argument("backend")
+    swp.add_argument("--device", default="cpu")
+    swp.add_argument("--out", default="report", help="directory for BACKEND-DEVICE.sweep.json (default: report)")
+    swp.add_argument("--dtypes", default="float64,float32,float16,bfloat16")
+    swp.add_argument("--functions", default="*", help="comma-separated names or globs")
+    swp.add_argument("--jobs", type=int, default=2, help="worker processes (default 2: this machine's cores)")
+    swp.add_argument("--no-progress", action="store_true", help="no progress bar")
+    swp.add_argument("--float32-exhaustive", metavar="FUNCTION", help="sweep one unary function over all 2**32 float32 inputs")
+    swp.add_argument("--first", type=lambda t: int(t, 0), default=0, help="with --float32-exhaustive: first bit pattern")
+    swp.add_argument("--count", type=lambda t: int(t, 0), default=1 << 32, help="with --float32-exhaustive: how many")
+    swp.set_defaults(run=_sweep)
+    full = report_sub.add_parser("run", help="conformance run, sweeps and pages for one backend")
+    full.add_argument("backend")
+    full.add_argument("--device", default="cpu")
+    full.add_argument("--out", default="report")
+    full.add_argument("--jobs", type=int, default=2)
+    full.add_argument("--no-progress", action="store_true")
+    full.set_defaults(run=_report_run)
+    pages = report_sub.add_parser("html", help="Markdown and self-contained HTML pages from records")
+    pages.add_argument("paths", nargs="+", help="records files, or directories searched for *.json")
+    pages.add_argument("--out", default=None, help="where to write the pages (default: the first path)")
+    pages.set_defaults(run=_html)
     args = parser.parse_args(argv)
     return int(args.run(args))
 

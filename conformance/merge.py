@@ -31,38 +31,10 @@ from nnconform.reference.dtypes import info, ulp_of
 
 from nnconform.spec.loader import load_all
 
-from .records import CELL, GRADIENT_CHECKS, RANK, SCHEMA_VERSION, STATUSES, TRAJECTORY_CHECKS, VALUE_CHECKS, _ulp
+from .records import (CELL, GRADIENT_CHECKS, RANK, SCHEMA_VERSION, TRAJECTORY_CHECKS, VALUE_CHECKS, RecordsError, _ulp,
+                      load)
 
 FIXED_INPUT_CHECKS = ("stability", "special")
-REQUIRED = ("id", "function", "check", "dtype", "status")
-
-
-class RecordsError(ValueError):
-    """A records file that cannot be merged; the message names the file and what is wrong."""
-
-
-def load(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RecordsError(f"{path}: not a readable JSON records file ({exc})") from None
-    if not isinstance(data, dict) or "schema_version" not in data:
-        raise RecordsError(f"{path}: no schema_version; not an nnconform records file")
-    if data["schema_version"] != SCHEMA_VERSION:
-        raise RecordsError(f"{path}: records schema version {data['schema_version']!r}; this nnconform reads version "
-                           f"{SCHEMA_VERSION} (re-run the suite, or use the nnconform that wrote it)")
-    for key in ("backend", "version", "device", "records"):
-        if key not in data:
-            raise RecordsError(f"{path}: field {key!r} is missing")
-    if not isinstance(data["records"], list):
-        raise RecordsError(f"{path}: field 'records' is not a list")
-    for i, r in enumerate(data["records"]):
-        missing = [k for k in REQUIRED if not isinstance(r, dict) or k not in r]
-        if missing:
-            raise RecordsError(f"{path}: records[{i}] lacks {', '.join(missing)}")
-        if r["status"] not in STATUSES:
-            raise RecordsError(f"{path}: records[{i}].status {r['status']!r} is not one of {', '.join(STATUSES)}")
-    return data
 
 
 def find(paths: list[Path]) -> list[Path]:
@@ -84,11 +56,37 @@ def _labels(runs: list[dict[str, Any]]) -> list[str]:
     """The backend name where it is unique, else backend, version and device."""
     names = [r["backend"] for r in runs]
     full = [f"{r['backend']} {r['version']} {r['device']}" for r in runs]
-    labels = [n if names.count(n) == 1 else f for n, f in zip(names, full)]
-    if len(set(labels)) != len(labels):
-        dup = sorted({x for x in labels if labels.count(x) > 1})
-        raise RecordsError(f"two records files are the same run ({', '.join(dup)}); merge each run once")
-    return labels
+    return [n if names.count(n) == 1 else f for n, f in zip(names, full)]
+
+
+def load_runs(paths: list[Path]) -> dict[str, dict[str, Any]]:
+    """Run label -> the run's header, its check records and its sweeps, from every file found.
+
+    A run is one (backend, device, version): its checks file and any number of sweep files
+    (the grid sweep, exhaustive float32 sweeps).  Two checks files of one run are refused.
+    """
+    runs: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for path in find(paths):
+        data = load(path)
+        key = (data["backend"], data["device"], data["version"])
+        run = runs.setdefault(key, {k: data[k] for k in ("backend", "version", "device")} | {"records": [], "sweeps": [],
+                                                                                              "files": []})
+        run["files"].append(str(path))
+        for k in ("environment", "machine", "dtypes", "profile"):
+            if k in data and (data["kind"] == "checks" or k not in run):
+                run[k] = data[k]
+        if data["kind"] == "checks":
+            if run.get("has_checks"):
+                raise RecordsError(f"two records files are the same run ({' '.join(key)}): {run['has_checks']} "
+                                   f"and {path}; merge each run once")
+            run["has_checks"] = str(path)
+            run["records"] = data["records"]
+        else:
+            run["sweeps"] += data["sweeps"]
+    ordered = [runs[k] for k in sorted(runs)]
+    for run in ordered:
+        run["sweeps"].sort(key=lambda r: (r["function"], r["dtype"], r["quantity"], r["grid"]))
+    return dict(zip(_labels(ordered), ordered))
 
 
 def _cell(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -146,17 +144,27 @@ def pairwise(runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return pairs
 
 
+def sweep_matrix(runs: dict[str, dict[str, Any]], quantity: str) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+    """function -> dtype -> run label -> {max_ulp, grid, points} of the measured sweeps."""
+    out: dict[str, dict[str, dict[str, dict[str, Any]]]] = defaultdict(lambda: defaultdict(dict))
+    for label, run in runs.items():
+        for r in run["sweeps"]:
+            if r["quantity"] == quantity and r["status"] == "measured":
+                prev = out[r["function"]][r["dtype"]].get(label)
+                if prev is None or r["points"] > prev["points"]:        # the widest sweep of that cell
+                    out[r["function"]][r["dtype"]][label] = {"max_ulp": r["max_ulp"], "grid": r["grid"],
+                                                             "points": r["points"]}
+    return {fn: {d: dict(sorted(c.items())) for d, c in sorted(by.items())} for fn, by in sorted(out.items())}
+
+
 def merge(paths: list[Path]) -> dict[str, Any]:
-    files = find(paths)
-    loaded = [load(p) for p in files]
-    order = sorted(range(len(loaded)), key=lambda i: (loaded[i]["backend"], loaded[i]["device"], loaded[i]["version"]))
-    loaded = [loaded[i] for i in order]
-    runs = dict(zip(_labels(loaded), loaded))
+    runs = load_runs(paths)
     return {"schema_version": SCHEMA_VERSION,
             "runs": {lab: {k: run[k] for k in ("backend", "version", "device", "environment", "machine") if k in run}
                      for lab, run in runs.items()},
             "values": matrix(runs, VALUE_CHECKS, False), "gradients": matrix(runs, GRADIENT_CHECKS, False),
             "optimizers": matrix(runs, TRAJECTORY_CHECKS + ("stability", "provided"), True),
+            "sweep_values": sweep_matrix(runs, "value"), "sweep_gradients": sweep_matrix(runs, "gradient"),
             "pairwise": pairwise(runs)}
 
 
@@ -165,6 +173,14 @@ def _fmt_cell(cell: dict[str, Any] | None) -> str:
         return " "
     text = CELL[cell["status"]]
     return text + (f" {_ulp(cell['max_ulp'])}" if cell["max_ulp"] else "")
+
+
+def sweep_cell(cell: dict[str, Any] | None) -> str:
+    if cell is None:
+        return " "
+    u = cell["max_ulp"]
+    text = "-" if u is None else _ulp(math.inf if u == "inf" else float(u))
+    return text + (" (all inputs)" if cell["grid"].startswith("exhaustive") else "")
 
 
 def markdown(merged: dict[str, Any]) -> str:
@@ -181,6 +197,16 @@ def markdown(merged: dict[str, Any]) -> str:
             for fn, by_dtype in table.items():
                 if d in by_dtype:
                     lines.append(f"| {fn} | " + " | ".join(_fmt_cell(by_dtype[d].get(lab)) for lab in labels) + " |")
+            lines.append("")
+    for title, key in (("Sweeps: values", "sweep_values"), ("Sweeps: derivatives", "sweep_gradients")):
+        table = merged.get(key, {})
+        dtypes = [d for d in ALL_DTYPES if any(d in by_dtype for by_dtype in table.values())]
+        for d in dtypes:
+            lines += [f"## {title}, {d} (largest error over every swept input)", "",
+                      "| function | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+            for fn, by_dtype in table.items():
+                if d in by_dtype:
+                    lines.append(f"| {fn} | " + " | ".join(sweep_cell(by_dtype[d].get(lab)) for lab in labels) + " |")
             lines.append("")
     lines += ["## Backend versus backend", "",
               "The spec's named stability and special inputs are the same in every run, so two backends' outputs "

@@ -1,7 +1,10 @@
 """Machine-readable records of a run, and a Markdown summary of them.
 
-One record per check; the schema is versioned so that later tools (merge,
-HTML reports) can refuse records they do not understand.
+Two kinds of file, one schema (docs/report-format.md): "checks" (one record per
+check of a pytest run, `<backend>-<device>.json`) and "sweeps" (one record per
+function, dtype and quantity measured over a fixed grid, `<backend>-<device>.sweep.json`).
+The schema is versioned, and `validate` refuses, naming the file and field, any file
+this code does not understand.
 """
 
 from __future__ import annotations
@@ -10,14 +13,19 @@ import json
 import platform
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2      # 2: "kind" (checks | sweeps) and sweep files
 STATUSES = ("pass", "fail", "known discrepancy", "fixed upstream", "not provided", "reference uncertain", "skipped")
+SWEEP_STATUSES = ("measured", "not provided", "failed")
 
 
-def run_header(adapter: Any, dtypes: list[str]) -> dict[str, Any]:
-    return {"schema_version": SCHEMA_VERSION, "backend": adapter.name, "version": adapter.version,
+class RecordsError(ValueError):
+    """A records file that cannot be read; the message names the file and the field."""
+
+
+def run_header(adapter: Any, dtypes: list[str], kind: str = "checks") -> dict[str, Any]:
+    return {"schema_version": SCHEMA_VERSION, "kind": kind, "backend": adapter.name, "version": adapter.version,
             "device": adapter.device, "dtypes": dtypes, "environment": adapter.environment(),
             "machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
                         "system": platform.platform()}}
@@ -28,10 +36,104 @@ def write(directory: Path, header: dict[str, Any], records: list[dict[str, Any]]
     ordered = sorted(records, key=lambda r: (r["function"], r["dtype"] or "", r["check"], r["id"]))
     name = f"{header['backend']}-{header['device']}"
     data_path = directory / f"{name}.json"
-    data_path.write_text(json.dumps({**header, "records": ordered}, indent=1, sort_keys=True, default=str) + "\n")
+    data = {**header, "kind": "checks", "records": ordered}
+    validate(json.loads(json.dumps(data, default=str)), data_path)
+    data_path.write_text(json.dumps(data, indent=1, sort_keys=True, default=str) + "\n")
     md_path = directory / f"{name}.md"
     md_path.write_text(markdown(header, ordered))
     return data_path, md_path
+
+
+def write_sweeps(directory: Path, header: dict[str, Any], sweeps: list[dict[str, Any]], suffix: str = "sweep") -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{header['backend']}-{header['device']}.{suffix}.json"
+    data = {**header, "kind": "sweeps", "sweeps": sorted(sweeps, key=lambda r: (r["function"], r["dtype"], r["quantity"], r["grid"]))}
+    validate(data, path)
+    path.write_text(json.dumps(data, indent=1, sort_keys=True, allow_nan=False) + "\n")
+    return path
+
+
+# ---------------------------------------------------------------- the schema
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _num_or_inf(v: Any) -> bool:
+    return v is None or _is_num(v) or v == "inf"
+
+
+_HEADER: dict[str, Callable[[Any], bool]] = {
+    "backend": lambda v: isinstance(v, str) and bool(v), "version": lambda v: isinstance(v, str),
+    "device": lambda v: isinstance(v, str) and bool(v), "environment": lambda v: isinstance(v, dict),
+    "dtypes": lambda v: isinstance(v, list) and all(isinstance(d, str) for d in v),
+}
+_CHECK: dict[str, Callable[[Any], bool]] = {
+    "id": lambda v: isinstance(v, str), "function": lambda v: isinstance(v, str), "check": lambda v: isinstance(v, str),
+    "dtype": lambda v: v is None or isinstance(v, str), "status": lambda v: v in STATUSES,
+    "params": lambda v: isinstance(v, dict), "max_ulp": lambda v: v is None or _is_num(v),
+    "max_relative": lambda v: v is None or _is_num(v), "worst": lambda v: v is None or isinstance(v, dict),
+    "reason": lambda v: isinstance(v, str), "message": lambda v: isinstance(v, str),
+}
+_SWEEP: dict[str, Callable[[Any], bool]] = {
+    "function": lambda v: isinstance(v, str), "dtype": lambda v: isinstance(v, str),
+    "quantity": lambda v: v in ("value", "gradient"), "grid": lambda v: isinstance(v, str),
+    "status": lambda v: v in SWEEP_STATUSES, "budget_ulp": lambda v: v is None or _is_num(v),
+    "message": lambda v: isinstance(v, str),
+}
+_MEASURED: dict[str, Callable[[Any], bool]] = {
+    "points": lambda v: isinstance(v, int) and v > 0, "max_ulp": _num_or_inf,
+    "histogram": lambda v: isinstance(v, list) and all(isinstance(c, int) for c in v),
+    "worst": lambda v: isinstance(v, list) and all(isinstance(w, dict) and "input_hex" in w for w in v),
+    "profile": lambda v: isinstance(v, dict) and isinstance(v.get("x"), list) and isinstance(v.get("max_ulp"), list),
+}
+EXPECTED = {"backend": "a non-empty string", "device": "a non-empty string", "version": "a string",
+            "environment": "an object", "dtypes": "a list of strings", "status": "one of the statuses",
+            "params": "an object", "worst": "an object, a list or null", "quantity": "value or gradient",
+            "points": "a positive integer", "histogram": "a list of integers", "profile": "an object with x and max_ulp"}
+
+
+def _fields(path: Path, where: str, item: Any, rules: dict[str, Callable[[Any], bool]]) -> None:
+    if not isinstance(item, dict):
+        raise RecordsError(f"{path}: {where} is not an object")
+    for key, ok in rules.items():
+        if key not in item:
+            raise RecordsError(f"{path}: {where}.{key} is missing" if where else f"{path}: field {key!r} is missing")
+        if not ok(item[key]):
+            shown = repr(item[key])[:60]
+            label = f"{where}.{key}" if where else key
+            raise RecordsError(f"{path}: {label} is {shown}, expected {EXPECTED.get(key, 'another type')}"
+                               + (f" ({', '.join(STATUSES if where.startswith('records') else SWEEP_STATUSES)})"
+                                  if key == "status" else ""))
+
+
+def validate(data: Any, path: Path) -> dict[str, Any]:
+    """`data` if it is a records file of this schema version; else RecordsError naming the file and field."""
+    if not isinstance(data, dict) or "schema_version" not in data:
+        raise RecordsError(f"{path}: no schema_version; not an nnconform records file")
+    if data["schema_version"] != SCHEMA_VERSION:
+        raise RecordsError(f"{path}: records schema version {data['schema_version']!r}; this nnconform reads version "
+                           f"{SCHEMA_VERSION} (re-run the suite, or use the nnconform that wrote it)")
+    kind = data.get("kind")
+    if kind not in ("checks", "sweeps"):
+        raise RecordsError(f"{path}: field 'kind' is {kind!r}, expected 'checks' or 'sweeps'")
+    _fields(path, "", data, _HEADER)
+    key, rules = ("records", _CHECK) if kind == "checks" else ("sweeps", _SWEEP)
+    if not isinstance(data.get(key), list):
+        raise RecordsError(f"{path}: field {key!r} is missing or not a list")
+    for i, item in enumerate(data[key]):
+        _fields(path, f"{key}[{i}]", item, rules)
+        if kind == "sweeps" and item["status"] == "measured":
+            _fields(path, f"{key}[{i}]", item, _MEASURED)
+    return data
+
+
+def load(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RecordsError(f"{path}: not a readable JSON records file ({exc})") from None
+    return validate(data, path)
 
 
 CELL = {"pass": "ok", "fail": "FAIL", "known discrepancy": "known", "fixed upstream": "XPASS",
@@ -89,30 +191,40 @@ GRADIENT_CHECKS = ("gradient", "kink")
 TRAJECTORY_CHECKS = ("trajectory", "schedule", "weight_decay", "objective")
 
 
-def _matrix(records: list[dict[str, Any]], dtypes: list[str], kinds: tuple[str, ...]) -> list[str]:
+def cells(records: list[dict[str, Any]], kinds: tuple[str, ...]) -> dict[str, dict[str, dict[str, Any]]]:
+    """function -> dtype -> {status (the worst), max_ulp (the largest), conditioned} over the checks of `kinds`."""
     by_fn: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for r in records:
         if r["check"] in kinds and r["dtype"]:       # dtype-independent checks (defaults) have their own table
             by_fn[r["function"]][r["dtype"]].append(r)
-    rows = []
+    out: dict[str, dict[str, dict[str, Any]]] = {}
     for fn in sorted(by_fn):
-        cells = []
-        for d in dtypes:
-            rs = by_fn[fn].get(d, [])
-            if not rs:
-                cells.append(" ")
-                continue
+        out[fn] = {}
+        for d, rs in by_fn[fn].items():
             worst = min(rs, key=lambda r: RANK[r["status"]])
             measured = [r for r in rs if r.get("max_ulp")]
-            cell = CELL[worst["status"]]
+            cell: dict[str, Any] = {"status": worst["status"], "max_ulp": None, "conditioned": False}
             if measured:
                 top = max(measured, key=lambda r: r["max_ulp"])
                 # A passing check whose raw error exceeds the budget passed under a condition allowance.
-                conditioned = top["status"] == "pass" and top["max_ulp"] > (top.get("budget_ulp") or float("inf"))
-                cell += f" {_ulp(top['max_ulp'])}" + ("*" if conditioned else "")
-            cells.append(cell)
-        rows.append(f"| {fn} | " + " | ".join(cells) + " |")
-    return rows
+                cell["max_ulp"] = top["max_ulp"]
+                cell["conditioned"] = top["status"] == "pass" and top["max_ulp"] > (top.get("budget_ulp") or float("inf"))
+            out[fn][d] = cell
+    return out
+
+
+def cell_text(cell: dict[str, Any] | None) -> str:
+    if cell is None:
+        return " "
+    text = CELL[cell["status"]]
+    if cell["max_ulp"]:
+        text += f" {_ulp(cell['max_ulp'])}" + ("*" if cell["conditioned"] else "")
+    return text
+
+
+def _matrix(records: list[dict[str, Any]], dtypes: list[str], kinds: tuple[str, ...]) -> list[str]:
+    return [f"| {fn} | " + " | ".join(cell_text(by_dtype.get(d)) for d in dtypes) + " |"
+            for fn, by_dtype in cells(records, kinds).items()]
 
 
 def _first_line(text: str | None) -> str:

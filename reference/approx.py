@@ -20,8 +20,18 @@ import numpy as np
 from nnconform.spec import formula as F
 
 # No scipy here: the reference must import cheaply and only once (pytest's in-process runs re-import).
+def _erf_table() -> tuple:
+    """scipy's vectorised erf/erfc where installed (the float32 sweep screens 2**32 values), else math's."""
+    try:
+        from scipy import special
+        return special.erf, special.erfc
+    except ImportError:
+        return np.vectorize(math.erf, otypes=[float]), np.vectorize(math.erfc, otypes=[float])
+
+
 _UNARY = {"exp": np.exp, "expm1": np.expm1, "log": np.log, "log1p": np.log1p, "sqrt": np.sqrt, "tanh": np.tanh,
-          "erf": np.vectorize(math.erf, otypes=[float]), "erfc": np.vectorize(math.erfc, otypes=[float]),
+          "erf": lambda a: _erf_table()[0](a), "erfc": lambda a: _erf_table()[1](a),
+          "logaddexp0": lambda a: np.logaddexp(0.0, a),    # log1p(exp(a)) without overflow; only the float32 sweep's screen
           "sigmoid": lambda x: 0.5 * (1 + np.tanh(0.5 * x)), "abs": np.abs}
 
 

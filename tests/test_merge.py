@@ -17,14 +17,15 @@ ONE_PLUS_2ULP = 1.0 + 2 * 2.0**-23      # 1 + 2 ULP of float32 at 1 (float32 spa
 def record(rid: str, check: str, status: str, max_ulp: float | None = None, got: float | None = None,
            dtype: str | None = "float32", function: str = "sigmoid") -> dict[str, Any]:
     r: dict[str, Any] = {"id": rid, "function": function, "check": check, "dtype": dtype, "status": status,
-                         "max_ulp": max_ulp, "params": {}, "message": "", "reason": ""}
+                         "max_ulp": max_ulp, "max_relative": None, "params": {}, "message": "", "reason": "",
+                         "worst": None}
     if got is not None:
         r["worst"] = {"input": 2.0, "input_hex": (2.0).hex(), "got": got, "got_hex": got.hex()}
     return r
 
 
 def run(backend: str, records: list[dict[str, Any]]) -> dict[str, Any]:
-    return {"schema_version": SCHEMA_VERSION, "backend": backend, "version": "1.0", "device": "cpu",
+    return {"schema_version": SCHEMA_VERSION, "kind": "checks", "backend": backend, "version": "1.0", "device": "cpu",
             "dtypes": ["float32"], "environment": {}, "machine": {}, "records": records}
 
 
@@ -78,8 +79,11 @@ def test_the_same_records_give_byte_identical_reports_in_any_order(tmp_path: Pat
     (json.dumps({"records": []}), "no schema_version"),
     (json.dumps({**A, "schema_version": SCHEMA_VERSION + 1}), f"schema version {SCHEMA_VERSION + 1}"),
     (json.dumps({k: v for k, v in A.items() if k != "backend"}), "field 'backend' is missing"),
-    (json.dumps({**A, "records": [{"id": "x"}]}), "records[0] lacks function, check, dtype, status"),
-    (json.dumps({**A, "records": [{**A["records"][0], "status": "great"}]}), "records[0].status 'great'"),
+    (json.dumps({**A, "kind": "other"}), "field 'kind' is 'other'"),
+    (json.dumps({**A, "records": [{"id": "x"}]}), "records[0].function is missing"),
+    (json.dumps({**A, "records": [{**A["records"][0], "status": "great"}]}), "records[0].status is 'great', expected"),
+    (json.dumps({**A, "records": [{**A["records"][0], "max_ulp": "big"}]}), "records[0].max_ulp is 'big'"),
+    (json.dumps({**A, "kind": "sweeps", "sweeps": [{"function": "f"}]}), "sweeps[0].dtype is missing"),
 ])
 def test_a_malformed_records_file_is_named_with_what_is_wrong(tmp_path: Path, content: str, complaint: str) -> None:
     bad = tmp_path / "bad.json"

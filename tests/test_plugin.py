@@ -10,6 +10,7 @@ import pytest
 
 import nnconform.conformance
 from nnconform.adapters import registry
+from nnconform.conformance import records
 
 pytest_plugins = ["pytester"]
 SUITE = str(Path(nnconform.conformance.__file__).parent)
@@ -53,7 +54,8 @@ def test_report_records_follow_the_schema(pytester: pytest.Pytester, tmp_path: P
     result = run(pytester, "--backend=numpy", "--functions=relu,sigmoid", "--dtypes=float32", f"--report={tmp_path}")
     assert result.ret == 0, result.stdout.str()
     data = json.loads((tmp_path / "numpy-cpu.json").read_text())
-    assert data["schema_version"] == 1 and data["backend"] == "numpy" and data["dtypes"] == ["float32"]
+    assert records.validate(data, tmp_path) is data      # the schema, as records.validate states it
+    assert data["kind"] == "checks" and data["backend"] == "numpy" and data["dtypes"] == ["float32"]
     keys = {"id", "function", "dtype", "check", "params", "status", "max_ulp", "max_relative", "worst", "reason", "message"}
     assert all(keys <= set(r) for r in data["records"])
     statuses = {r["status"] for r in data["records"]}

@@ -27,3 +27,9 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
 def test_the_test_command_runs_every_registered_backend() -> None:
     ran = set(re.findall(r"--backend=(\w+)", commands()[1]))
     assert ran == set(registry.available())
+
+
+def test_the_test_command_sweeps_every_registered_backend_and_writes_the_pages() -> None:
+    swept = set(re.findall(r"nnconform sweep (\w+)", commands()[1]))
+    assert swept == set(registry.available())
+    assert commands()[1].endswith("nnconform report html report")

@@ -1,0 +1,115 @@
+"""Figures for the HTML reports, as PNG data URIs (the page must open with no network and no files beside it).
+
+One figure per function: the value and the derivative over [-6, 6] for every run over the
+exact reference (drawn thick, grey, underneath), and the largest error in ULPs against the
+input for every run and dtype (symmetric-log input axis: the grid spans from the smallest
+subnormal to the largest float).  The data are the sweeps' `curve` and `profile` fields.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import math
+from typing import Any
+
+import matplotlib
+import matplotlib.ticker
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+DTYPE_STYLE = {"float64": "-", "float32": "--", "float16": ":", "bfloat16": "-."}
+CURVE_DTYPE = "float32"          # the curves are drawn from the float32 sweep (present in every backend but ORT's f16-only ops)
+
+
+def _uri(fig: Any) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=72, metadata={"Software": None})     # no timestamps: byte-stable output
+    plt.close(fig)
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _num(v: Any) -> float:
+    return math.nan if v is None else (math.inf if v == "inf" else float(v))
+
+
+MAGNITUDE_TICKS = {"float64": (-150, 0, 150, 300), "float32": (-20, 0, 20, 38), "float16": (-3, 0, 4),
+                   "bfloat16": (-20, 0, 20, 38)}
+
+
+def _offset(dtype: str) -> float:
+    """log10 of a tenth of the dtype's smallest subnormal: the axis origin, so every nonzero input plots at |t| > 1."""
+    from nnconform.reference.dtypes import info
+    return math.log10(2.0 ** info(dtype).min_subnormal_exp) - 1
+
+
+def _signed_log(x: float, offset: float) -> float:
+    """The input axis: sign(x) * (log10|x| - offset), zero at zero; from the smallest subnormal to the largest float."""
+    if not math.isfinite(x):
+        return math.nan
+    return 0.0 if x == 0 else math.copysign(math.log10(abs(x)) - offset, x)
+
+
+def _log_ticks(ax: Any, dtype: str, offset: float) -> None:
+    ks = MAGNITUDE_TICKS[dtype]
+    pos = [(k - offset, f"1e{k}") for k in ks]
+    ticks = [(-t, "-" + lab) for t, lab in reversed(pos)] + [(0.0, "0")] + pos
+    ax.set_xticks([t for t, _ in ticks], [lab for _, lab in ticks], rotation=90)
+
+
+def function_figure(function: str, sweeps: dict[str, list[dict[str, Any]]]) -> str | None:
+    """`sweeps`: run label -> that run's measured sweeps of `function`.  None when there is nothing to draw.
+
+    Top row: value and derivative curves.  Bottom row: one panel per dtype, the largest error
+    per input bin for every run, value solid and derivative dashed.
+    """
+    curves = {q: [(lab, s) for lab, ss in sweeps.items() for s in ss if s["quantity"] == q and s["dtype"] == CURVE_DTYPE
+                  and s.get("curve", {}).get("x")] for q in ("value", "gradient")}
+    profiles = [(lab, s) for lab, ss in sweeps.items() for s in ss if s.get("profile", {}).get("x")]
+    if not profiles and not any(curves.values()):
+        return None
+    dtypes = [d for d in DTYPE_STYLE if any(s["dtype"] == d for _, s in profiles)]
+    colours = {lab: f"C{i % 10}" for i, lab in enumerate(sweeps)}
+    fig = plt.figure(figsize=(14, 6.2))
+    grid = fig.add_gridspec(2, max(4, len(dtypes)))
+    half = max(4, len(dtypes)) // 2
+    for col, (q, title) in enumerate((("value", "value"), ("gradient", "derivative"))):
+        ax = fig.add_subplot(grid[0, col * half:(col + 1) * half])
+        shown = curves[q]
+        if shown:
+            ref = shown[0][1]["curve"]
+            ax.plot(ref["x"], [_num(v) for v in ref["expected"]], color="0.75", linewidth=5, label="exact")
+            for lab, s in shown:
+                ax.plot(s["curve"]["x"], [_num(v) for v in s["curve"]["got"]], linewidth=1.2, color=colours[lab], label=lab)
+            ax.legend(fontsize=7, loc="best")
+        else:
+            ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
+        ax.set_title(f"{function}: {title} ({CURVE_DTYPE}) against the exact curve", fontsize=9)
+        ax.grid(alpha=0.3)
+    for col, d in enumerate(dtypes):
+        ax = fig.add_subplot(grid[1, col])
+        offset = _offset(d)
+        top = 0.0
+        for lab, s in profiles:
+            if s["dtype"] != d:
+                continue
+            ys = [_num(v) for v in s["profile"]["max_ulp"]]
+            top = max([top] + [y for y in ys if math.isfinite(y)])
+            ax.plot([_signed_log(_num(x), offset) for x in s["profile"]["x"]], [y if math.isfinite(y) else math.nan for y in ys],
+                    "-" if s["quantity"] == "value" else "--", color=colours[lab], linewidth=1,
+                    label=f"{lab} {'value' if s['quantity'] == 'value' else 'derivative'}")
+        _log_ticks(ax, d, offset)
+        ax.set_yscale("symlog", linthresh=1.0)
+        ceiling = max(10.0, top * 2)
+        decades = [0.0, 1.0] + [10.0 ** k for k in range(1, int(math.log10(ceiling)) + 1, max(1, int(math.log10(ceiling)) // 4))]
+        ax.set_yticks(decades, ["0", "1"] + [f"1e{round(math.log10(d))}" for d in decades[2:]])
+        ax.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.set_ylim(0, ceiling)
+        ax.set_title(f"{d}: largest error per input bin (ULP)", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+        if col == 0:
+            ax.legend(fontsize=6, loc="upper left")
+    fig.subplots_adjust(left=0.05, right=0.99, top=0.95, bottom=0.12, wspace=0.25, hspace=0.35)
+    return _uri(fig)

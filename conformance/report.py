@@ -1,0 +1,365 @@
+"""Human reports: per run a Markdown summary and a self-contained HTML page; for several runs a merged page.
+
+`write(paths, out)` reads every records file found (the checks of a pytest run, and its
+sweeps), and writes for each run `<backend>-<device>.md` and `.html`, and, for two runs or
+more, `merged.md`, `merged.json` and `merged.html`.  A page needs nothing beside it: the
+style is inline, the figures are PNG data URIs, and there is no script.
+
+The output depends only on the records (sorted everywhere, PNGs without timestamps): the
+same records give byte-identical pages.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from html import escape
+from pathlib import Path
+from typing import Any, Iterable
+
+from nnconform.adapters.base import ALL_DTYPES
+from nnconform.spec import SpecError
+from nnconform.spec.loader import load_all
+
+from . import known, merge, plots, records
+from .records import CELL, GRADIENT_CHECKS, STATUSES, TRAJECTORY_CHECKS, VALUE_CHECKS, _first_line, _ulp
+from .sweep import HISTOGRAM_LABELS
+
+STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.5em auto;max-width:1400px;color:#222;padding:0 1em}
+table{border-collapse:collapse;margin:.6em 0 1.4em}th,td{border:1px solid #ccc;padding:.25em .55em;font-size:.86em}
+th{background:#f2f2f2;text-align:left}td.num{text-align:right;font-family:ui-monospace,monospace}
+code,.hex{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.85em}
+.pass{background:#d9f2d9}.fail{background:#f6c4c4}.known{background:#ffe8a3}.xpass{background:#c9ddff}
+.na{background:#eee;color:#777}.uncertain{background:#e6dcf5}.skip{background:#f5f5f5}.over{background:#ffd9b3}
+.wrong{background:#f6c4c4}.exact{background:#d9f2d9}.within{background:#edf8e5}
+img{max-width:100%;border:1px solid #ddd;margin:.3em 0 1.2em}h2{margin-top:1.8em;border-bottom:1px solid #ddd}
+.note{color:#555;font-size:.9em;max-width:70em}
+"""
+STATUS_CLASS = {"pass": "pass", "fail": "fail", "known discrepancy": "known", "fixed upstream": "xpass",
+                "not provided": "na", "reference uncertain": "uncertain", "skipped": "skip"}
+READING = ("Each matrix cell is the worst status of that function's checks in that dtype (FAIL, known = a listed, "
+           "explained discrepancy, XPASS = listed but now passing, ok, - = not provided) and the largest error "
+           "measured against the exact (correctly rounded) value, in ULPs of the dtype. * marks an error within the "
+           "allowance the spec declares for an ill-conditioned region. The sweeps measure fixed inputs, every one "
+           "of the 65,536 inputs for float16 and bfloat16, and report the largest error over all of them, "
+           "whatever the verdict.")
+
+
+def _td(text: str, cls: str = "", title: str = "") -> str:
+    c = f' class="{cls}"' if cls else ""
+    t = f' title="{escape(title)}"' if title else ""
+    return f"<td{c}{t}>{escape(text)}</td>"
+
+
+def _table(head: list[str], rows: Iterable[str]) -> str:
+    return ("<table><thead><tr>" + "".join(f"<th>{escape(h)}</th>" for h in head) + "</tr></thead><tbody>"
+            + "".join(f"<tr>{r}</tr>" for r in rows) + "</tbody></table>")
+
+
+def _sweep_text(s: dict[str, Any] | None) -> tuple[str, str, str]:
+    """Cell text, class and tooltip of one sweep."""
+    if s is None:
+        return " ", "", ""
+    if s["status"] != "measured":
+        return ("-" if s["status"] == "not provided" else "failed"), ("na" if s["status"] == "not provided" else "fail"), \
+            s.get("message", "")
+    u = s["max_ulp"]
+    hist = s.get("histogram") or []
+    wrong = hist[-1] if hist else 0
+    finite = s.get("max_ulp_finite")
+    text = "-" if u is None else _ulp(float(finite)) if finite is not None and finite >= 0 else "-"
+    if s.get("max_ulp_normal") not in (None, u) and s["max_ulp_normal"] != "inf" and wrong == 0:
+        text += f" ({_ulp(float(s['max_ulp_normal']))} normal)"
+    nan_in = s.get("nan_not_propagated", 0)
+    if wrong - nan_in:
+        text += f"; {wrong - nan_in:,} wrong NaN/inf"
+    if nan_in:
+        text += "; NaN in, number out"
+    over = s.get("over_allowance", 0)
+    cls = "wrong" if wrong else "over" if over else "exact" if u == 0 else "within"
+    tip = f"{s['points']:,} inputs ({s['grid']}); {over:,} beyond the spec's allowance; {wrong:,} wrong NaN/inf"
+    return text, cls, tip
+
+
+def _sweep_rows(sweeps: list[dict[str, Any]], dtypes: list[str], quantity: str) -> list[str]:
+    by: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for s in sweeps:
+        if s["quantity"] == quantity:
+            prev = by[s["function"]].get(s["dtype"])
+            if prev is None or s.get("points", 0) > prev.get("points", 0):
+                by[s["function"]][s["dtype"]] = s
+    rows = []
+    for fn in sorted(by):
+        rows.append(f"<td>{escape(fn)}</td>" + "".join(_td(*_sweep_text(by[fn].get(d))) for d in dtypes))
+    return rows
+
+
+def _matrix_rows(recs: list[dict[str, Any]], dtypes: list[str], kinds: tuple[str, ...], chosen: set[str]) -> list[str]:
+    table = records.cells([r for r in recs if r["function"] in chosen], kinds)
+    rows = []
+    for fn, by_dtype in table.items():
+        cells = []
+        for d in dtypes:
+            c = by_dtype.get(d)
+            cells.append(_td(records.cell_text(c), STATUS_CLASS[c["status"]] if c else ""))
+        rows.append(f"<td>{escape(fn)}</td>" + "".join(cells))
+    return rows
+
+
+def _figures(function_sweeps: dict[str, dict[str, list[dict[str, Any]]]]) -> list[str]:
+    out = []
+    for fn in sorted(function_sweeps):
+        uri = plots.function_figure(fn, function_sweeps[fn])
+        if uri:
+            out.append(f'<h3 id="fig-{escape(fn)}">{escape(fn)}</h3><img alt="{escape(fn)}: curves and errors" src="{uri}">')
+    return out
+
+
+def _page(title: str, body: list[str]) -> str:
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+            f"<style>{STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
+
+
+# ---------------------------------------------------------------- one run
+
+def _specs() -> dict[str, Any]:
+    try:
+        return load_all()
+    except SpecError:
+        return {}
+
+
+def _known_entries(backend: str) -> list[known.Entry]:
+    try:
+        return known.load(backend)
+    except (SpecError, OSError):
+        return []
+
+
+def run_html(label: str, run: dict[str, Any]) -> str:
+    recs, sweeps = run["records"], run["sweeps"]
+    dtypes = [d for d in ALL_DTYPES if d in (run.get("dtypes") or ALL_DTYPES)]
+    specs = _specs()
+    optimizers = {n for n, s in specs.items() if s.family == "optimizer"}
+    others = {r["function"] for r in recs} - optimizers
+    body = [f"<h1>nnconform report: {escape(run['backend'])} {escape(run['version'])} ({escape(run['device'])})</h1>"]
+    info = [("backend", run["backend"]), ("version", run["version"]), ("device", run["device"]),
+            ("profile", str(run.get("profile", ""))),
+            ("numerics environment", ", ".join(f"{k}={v}" for k, v in sorted((run.get("environment") or {}).items()))),
+            ("machine", ", ".join(f"{k}={v}" for k, v in sorted((run.get("machine") or {}).items())))]
+    body.append(_table(["", ""], [f"<th>{escape(k)}</th><td>{escape(v)}</td>" for k, v in info]))
+    body.append(f'<p class="note">{escape(READING)}</p>')
+    counts = defaultdict(int)
+    for r in recs:
+        counts[r["status"]] += 1
+    if recs:
+        body.append("<p>Checks: " + ", ".join(f'<span class="{STATUS_CLASS[s]}">{counts[s]} {escape(s)}</span>'
+                                               for s in STATUSES if counts[s]) + "</p>")
+    for title, kinds, chosen, shown in (("Values", VALUE_CHECKS, others, dtypes), ("Gradients", GRADIENT_CHECKS, others, dtypes),
+                                        ("Optimizer trajectories", TRAJECTORY_CHECKS + ("stability", "provided"), optimizers,
+                                         [d for d in dtypes if d in ("float64", "float32")])):
+        rows = _matrix_rows(recs, shown, kinds, chosen)
+        if rows:
+            body += [f"<h2>{escape(title)}</h2>", _table(["function"] + shown, rows)]
+    if sweeps:
+        body.append("<h2>Sweeps: largest error over every swept input</h2>")
+        body.append('<p class="note">Green: within the spec\'s allowance everywhere (dark: exact everywhere); orange: '
+                    'some inputs beyond it; red: a NaN or infinity where the exact result differs. In brackets: the '
+                    'largest error leaving out subnormal inputs and results (flushing them to zero is a separate, '
+                    'reported choice). Hover a cell for counts.</p>')
+        for q, title in (("value", "Values"), ("gradient", "Derivatives")):
+            rows = _sweep_rows(sweeps, dtypes, q)
+            if rows:
+                body += [f"<h3>{title}</h3>", _table(["function"] + dtypes, rows)]
+        body += ["<h3>Worst inputs</h3>", _worst_table(sweeps)]
+        exh = [s for s in sweeps if s["grid"] == "exhaustive float32"]
+        if exh:
+            body += ["<h3>Exhaustive float32 sweeps</h3>", _float32_table(exh)]
+    findings = [r for r in recs if r["status"] in ("fail", "known discrepancy", "fixed upstream")]
+    if findings:
+        body.append("<h2>Findings</h2>")
+        body.append(_table(["check", "status", "input", "exact", "got", "ULP", "why"], [
+            _td(r["id"]) + _td(r["status"], STATUS_CLASS[r["status"]])
+            + "".join(_td(str((r.get("worst") or {}).get(k, "")), "hex") for k in ("input_hex", "expected_hex", "got_hex"))
+            + _td(_ulp(r["max_ulp"]) if r.get("max_ulp") else "", "num")
+            + _td(_why(r)) for r in findings]))
+    defaults = [r for r in recs if r["check"] == "defaults"]
+    if defaults:
+        body.append("<h2>Native defaults</h2>")
+        body.append('<p class="note">What a user gets calling the framework without arguments, against the spec\'s '
+                    "canonical value.</p>")
+        body.append(_table(["function", "parameter", "status", "detail"], [
+            _td(r["function"]) + _td(r["id"].split(" ", 2)[-1]) + _td(r["status"], STATUS_CLASS[r["status"]])
+            + _td("same as canonical" if r["status"] == "pass" else _first_line(r.get("message") or r.get("reason")))
+            for r in defaults]))
+    body += _conventions(run, specs, recs)
+    entries = _known_entries(run["backend"])
+    if entries:
+        body.append(f"<h2>Known discrepancies of {escape(run['backend'])}</h2>")
+        body.append(_table(["function", "dtypes", "checks", "kind", "reason", "evidence", "link"], [
+            _td(e.function) + _td(", ".join(e.dtypes or ["all"])) + _td(", ".join(e.checks or ["all"])) + _td(e.kind)
+            + _td(e.reason) + _td(e.evidence)
+            + (f'<td><a href="{escape(e.link)}">{escape(e.link)}</a></td>' if e.link else "<td></td>") for e in entries]))
+    by_fn: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for s in sweeps:
+        if s["status"] == "measured":
+            by_fn[s["function"]][label].append(s)
+    figures = _figures(by_fn)
+    if figures:
+        body.append("<h2>Figures</h2>")
+        body.append('<p class="note">Per function: the value and derivative over [-6, 6] against the exact curve '
+                    "(grey), and the largest error in each bin of the swept inputs, per dtype.</p>")
+        body += figures
+    return _page(f"nnconform: {label}", body)
+
+
+def _why(r: dict[str, Any]) -> str:
+    """The reason of a listed discrepancy without its evidence (the row shows it), or the failure's first line."""
+    return _first_line(r.get("reason") or r.get("message")).split(" Evidence: ")[0]
+
+
+def _worst_table(sweeps: list[dict[str, Any]], limit: int = 40) -> str:
+    rows = []
+    for s in sweeps:
+        if s["status"] == "measured" and s.get("worst"):
+            w = s["worst"][0]
+            u = float("inf") if w["ulp"] == "inf" else float(w["ulp"])
+            if u > (s.get("budget_ulp") or 0):
+                rows.append((-u, s["function"], s["dtype"], s["quantity"], w))
+    rows.sort(key=lambda r: r[:4])
+    return _table(["function", "dtype", "quantity", "input", "exact", "got", "error"], [
+        _td(fn) + _td(d) + _td(q) + _td(w["input_hex"], "hex") + _td(w["expected_hex"], "hex") + _td(w["got_hex"], "hex")
+        + _td(_ulp(-u), "num") for u, fn, d, q, w in rows[:limit]]) if rows else "<p>No swept input beyond the budget.</p>"
+
+
+def _float32_table(exh: list[dict[str, Any]]) -> str:
+    return _table(["function", "inputs", "largest error", "where", "histogram", "screen check", "seconds"], [
+        _td(s["function"]) + _td(f"{s['points']:,}", "num")
+        + _td(_ulp(float("inf") if s["max_ulp"] == "inf" else float(s["max_ulp"])), "num")
+        + _td((s.get("worst") or [{}])[0].get("input_hex", ""), "hex")
+        + _td(", ".join(f"{lab}: {c:,}" for lab, c in zip(HISTOGRAM_LABELS, s["histogram"]) if c))
+        + _td(f"{s['screen_check']['screen_differs_from_mpmath']} of {s['screen_check']['sample']:,} sampled screen "
+              f"values differ from mpmath; {s.get('unmeasured', 0):,} unmeasured")
+        + _td(str(s.get("seconds", "")), "num") for s in exh])
+
+
+def _conventions(run: dict[str, Any], specs: dict[str, Any], recs: list[dict[str, Any]]) -> list[str]:
+    """The conventions the mathematics leaves open: the spec's choice, this framework's, and what its checks found."""
+    backend = run["backend"]
+    related = defaultdict(list)
+    for r in recs:
+        if r["check"] in ("kink", "special", "defaults") and r["status"] != "pass":
+            related[r["function"]].append(r)
+    rows = []
+    for name in sorted(specs):
+        for conv, c in sorted(specs[name].doc.conventions.items()):
+            alt = c.alternatives.get(backend) or next((v for k, v in c.alternatives.items() if k in backend), "")
+            found = "; ".join(f"{r['status']}: {r['id']}" for r in related.get(name, [])) or ""
+            rows.append(_td(name) + _td(conv) + _td(str(c.canonical)) + _td(alt or "(not stated by the spec)") + _td(found))
+    kinks = [r for r in recs if r["check"] == "kink"]
+    out = []
+    if rows:
+        out += ["<h2>Conventions</h2>", '<p class="note">Choices the mathematics leaves open (derivative at a kink, '
+                "all -inf rows, clamping, thresholds): the spec's canonical choice, what this framework is documented "
+                "to do, and its checks that did not pass.</p>",
+                _table(["function", "convention", "canonical", f"{backend}", "checks"], rows)]
+    if kinks:
+        out += ["<h3>Derivatives at kinks</h3>", _table(["check", "status", "detail"], [
+            _td(r["id"]) + _td(r["status"], STATUS_CLASS[r["status"]]) + _td(_first_line(r.get("reason") or r.get("message")))
+            for r in kinks])]
+    return out
+
+
+def run_markdown(run: dict[str, Any]) -> str:
+    header = {k: run.get(k) for k in ("backend", "version", "device", "environment")}
+    header["dtypes"] = [d for d in ALL_DTYPES if d in (run.get("dtypes") or ALL_DTYPES)]
+    header["environment"] = header["environment"] or {}
+    text = records.markdown(header, run["records"]) if run["records"] else \
+        f"# nnconform report: {run['backend']} {run['version']} ({run['device']})\n"
+    if not run["sweeps"]:
+        return text
+    lines = ["", "## Sweeps: largest error over every swept input", "",
+             "float16 and bfloat16: all 65,536 inputs of each unary function; otherwise the deterministic grid. "
+             "In brackets: leaving out subnormal inputs and results.", ""]
+    for q, title in (("value", "Values"), ("gradient", "Derivatives")):
+        by: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+        for s in run["sweeps"]:
+            if s["quantity"] == q:
+                prev = by[s["function"]].get(s["dtype"])
+                if prev is None or s.get("points", 0) > prev.get("points", 0):
+                    by[s["function"]][s["dtype"]] = s
+        lines += [f"### {title}", "", "| function | " + " | ".join(header["dtypes"]) + " |",
+                  "|---|" + "---|" * len(header["dtypes"])]
+        lines += [f"| {fn} | " + " | ".join(_sweep_text(by[fn].get(d))[0] for d in header["dtypes"]) + " |" for fn in sorted(by)]
+        lines.append("")
+    return text + "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- several runs
+
+def merged_html(merged: dict[str, Any], runs: dict[str, dict[str, Any]]) -> str:
+    labels = list(merged["runs"])
+    body = ["<h1>nnconform: merged report</h1>",
+            _table(["run", "backend", "version", "device", "page"], [
+                _td(lab) + _td(r["backend"]) + _td(r["version"]) + _td(r["device"])
+                + f'<td><a href="{escape(stem(lab, runs[lab]))}.html">{escape(stem(lab, runs[lab]))}.html</a></td>'
+                for lab, r in merged["runs"].items()]),
+            f'<p class="note">{escape(READING)}</p>']
+    for title, key in (("Values", "values"), ("Gradients", "gradients"), ("Optimizer trajectories", "optimizers")):
+        table = merged[key]
+        for d in [d for d in ALL_DTYPES if any(d in by for by in table.values())]:
+            rows = [f"<td>{escape(fn)}</td>" + "".join(
+                _td(merge._fmt_cell(by[d].get(lab)), STATUS_CLASS[by[d][lab]["status"]] if lab in by[d] else "")
+                for lab in labels) for fn, by in table.items() if d in by]
+            body += [f"<h2>{escape(title)}, {d}</h2>", _table(["function"] + labels, rows)]
+    for title, key in (("Sweeps: values", "sweep_values"), ("Sweeps: derivatives", "sweep_gradients")):
+        table = merged.get(key, {})
+        for d in [d for d in ALL_DTYPES if any(d in by for by in table.values())]:
+            rows = [f"<td>{escape(fn)}</td>" + "".join(_td(merge.sweep_cell(by[d].get(lab))) for lab in labels)
+                    for fn, by in table.items() if d in by]
+            body += [f"<h2>{escape(title)}, {d} (largest error over every swept input)</h2>", _table(["function"] + labels, rows)]
+    body.append("<h2>Backend versus backend</h2>")
+    body.append('<p class="note">At the spec\'s named stability and special inputs (the same in every run): how many '
+                "outputs differ between two backends, and the largest difference, in ULPs of the dtype.</p>")
+    body.append(_table(["pair", "shared inputs", "outputs differ", "largest difference", "where"], [
+        _td(f"{p['a']} vs {p['b']}") + _td(str(p["shared"]), "num") + _td(str(p["differ"]), "num")
+        + _td(_ulp(p["largest"][0]["ulps_apart"]) if p["largest"] else "none", "num")
+        + _td(p["largest"][0]["id"] if p["largest"] else "") for p in merged["pairwise"]]))
+    by_fn: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
+    for lab, run in runs.items():
+        for s in run["sweeps"]:
+            if s["status"] == "measured":
+                by_fn[s["function"]][lab].append(s)
+    figures = _figures(by_fn)
+    if figures:
+        body += ["<h2>Figures</h2>", '<p class="note">Per function: every backend\'s value and derivative against the '
+                 "exact curve (grey), and each backend's largest error per bin of the swept inputs, per dtype.</p>"]
+        body += figures
+    return _page("nnconform: merged report", body)
+
+
+def stem(label: str, run: dict[str, Any]) -> str:
+    """A run's file name without suffix: as pytest's --report names it, plus the version where two runs share it."""
+    base = f"{run['backend']}-{run['device']}"
+    return base if label == run["backend"] else f"{base}-{run['version']}".replace(" ", "_").replace("/", "_")
+
+
+def write(paths: list[Path], out: Path) -> list[Path]:
+    """Every run's pages, and the merged ones for two runs or more.  RecordsError for a bad file."""
+    runs = merge.load_runs(paths)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for label, run in runs.items():
+        name = stem(label, run)
+        md, page = out / f"{name}.md", out / f"{name}.html"
+        md.write_text(run_markdown(run))
+        page.write_text(run_html(label, run))
+        written += [md, page]
+    if len(runs) > 1:
+        data, md = merge.write(paths, out)
+        merged = json.loads(data.read_text())
+        page = out / "merged.html"
+        page.write_text(merged_html(merged, runs))
+        written += [md, data, page]
+    return written

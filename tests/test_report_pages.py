@@ -1,0 +1,194 @@
+"""The human reports: Markdown and HTML pages from hand-written records say what the records say.
+
+The HTML is checked twice: parsed here (cells, classes, embedded images, nothing fetched from
+elsewhere), and rendered in headless Chromium (tests/test_report_chromium.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from PIL import Image
+
+from nnconform.conformance import cli, records, report
+from nnconform.conformance.records import SCHEMA_VERSION
+
+
+def check(fn: str, dtype: str | None, kind: str, status: str, max_ulp: float | None = None, budget: float = 2.0,
+          reason: str = "", message: str = "", worst: dict | None = None) -> dict[str, Any]:
+    return {"id": f"{fn}[{dtype}] {kind}", "function": fn, "dtype": dtype, "check": kind, "params": {}, "status": status,
+            "max_ulp": max_ulp, "max_relative": None, "budget_ulp": budget, "worst": worst, "reason": reason,
+            "message": message}
+
+
+def swept(fn: str, dtype: str, quantity: str, max_ulp: float, wrong: int = 0, points: int = 65536) -> dict[str, Any]:
+    """A measured sweep whose curve is x**2 / 8 exactly (so the figure has something to draw)."""
+    xs = [i / 4 for i in range(-24, 25)]
+    hist = [points - 1 - wrong, 0, 1 if max_ulp else 0, 0, 0, 0, 0, 0, 0, wrong]
+    return {"function": fn, "dtype": dtype, "quantity": quantity, "grid": "exhaustive", "status": "measured",
+            "budget_ulp": 2.0, "message": "", "points": points, "uncertain": 0, "max_ulp": "inf" if wrong else max_ulp,
+            "max_ulp_finite": max_ulp, "max_ulp_normal": max_ulp, "mean_ulp": 0.0, "over_allowance": 0,
+            "histogram": hist, "worst": [{"input_hex": (1.5).hex(), "input": "1.5", "expected_hex": (0.28125).hex(),
+                                          "got_hex": (0.28125 + 2**-10).hex(), "ulp": max_ulp}],
+            "profile": {"x": [-4.0, -1e-3, 0.0, 2.0, 60000.0], "max_ulp": [0.0, 0.0, 0.0, max_ulp, 0.0]},
+            "curve": {"x": xs, "expected": [x * x / 8 for x in xs], "got": [x * x / 8 for x in xs]}}
+
+
+def header(backend: str, kind: str) -> dict[str, Any]:
+    return {"schema_version": SCHEMA_VERSION, "kind": kind, "backend": backend, "version": "1.0", "device": "cpu",
+            "dtypes": ["float32", "float16"], "environment": {"threads": "2"}, "machine": {"cpu": "x86_64"}, "profile": "ci"}
+
+
+CHECKS = [check("softplus", "float32", "value", "fail", 9.0, message="value against the exact reference: 9 ULP",
+                worst={"input_hex": (20.5).hex(), "expected_hex": (20.5).hex(), "got_hex": (20.5 + 2**-19).hex()}),
+          check("softplus", "float16", "value", "pass", 0.5),
+          check("softplus", "float32", "gradient", "known discrepancy", 300.0,
+                reason="known accuracy: the backward pass rounds twice. Evidence: 300 ULP at x=3"),
+          check("softplus", None, "defaults", "fail", message="threshold: framework default 20, canonical none"),
+          check("relu", "float32", "kink", "known discrepancy", reason="known convention: relu'(0) = 1. Evidence: x=0")]
+SWEEPS = [swept("softplus", "float16", "value", 1.0), swept("softplus", "float16", "gradient", 3.0, wrong=2),
+          swept("softplus", "float32", "value", 0.0, points=6000), swept("softplus", "float32", "gradient", 1.0, points=6000)]
+
+
+def write_run(directory: Path, backend: str = "numpy", checks: list | None = None, sweeps: list | None = None) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{backend}-cpu.json").write_text(json.dumps({**header(backend, "checks"), "records": checks or CHECKS}))
+    (directory / f"{backend}-cpu.sweep.json").write_text(json.dumps({**header(backend, "sweeps"), "sweeps": sweeps or SWEEPS}))
+    return directory
+
+
+class Page(HTMLParser):
+    """Cells (text, class) per table, images' src, links, and any element that would fetch something."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.tables: list[list[list[tuple[str, str]]]] = []
+        self.srcs: list[str] = []
+        self.fetching: list[str] = []
+        self._cell: list[str] | None = None
+        self._cls = ""
+        self.feed(text)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr" and self.tables:
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self._cell, self._cls = [], a.get("class") or ""
+        elif tag == "img":
+            self.srcs.append(a.get("src") or "")
+        if tag in ("script", "link", "iframe", "object", "embed") or (tag != "a" and (a.get("src") or "").startswith(("http", "//"))):
+            self.fetching.append(tag)
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None:
+            self._cell.append(data)
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[-1][-1].append(("".join(self._cell).strip(), self._cls))
+            self._cell = None
+
+    def row(self, first_cell: str, table_with: str) -> list[tuple[str, str]]:
+        for t in self.tables:
+            if any(c[0] == table_with for r in t for c in r):
+                for r in t:
+                    if r and r[0][0] == first_cell:
+                        return r[1:]
+        raise AssertionError(f"no row {first_cell!r} in a table with {table_with!r}")
+
+
+def pages(tmp_path: Path) -> tuple[str, str]:
+    report.write([write_run(tmp_path / "r")], tmp_path / "r")
+    return (tmp_path / "r" / "numpy-cpu.html").read_text(), (tmp_path / "r" / "numpy-cpu.md").read_text()
+
+
+def test_the_checks_matrix_cells_carry_status_error_and_colour(tmp_path: Path) -> None:
+    html, md = pages(tmp_path)
+    page = Page(html)
+    values = page.row("softplus", "float16")
+    assert ("FAIL 9 ULP", "fail") in values and ("ok 0.5 ULP", "pass") in values
+    assert "| softplus | FAIL 9 ULP | ok 0.5 ULP |" in md
+
+
+def test_the_sweep_cells_say_the_largest_error_over_every_input_and_the_wrong_specials(tmp_path: Path) -> None:
+    html, md = pages(tmp_path)
+    cells = [c for t in Page(html).tables for r in t for c in r]
+    assert ("3 ULP; 2 wrong NaN/inf", "wrong") in cells       # the float16 derivative sweep: 2 NaN/inf where exact is finite
+    assert ("1 ULP", "within") in cells and ("0 ULP", "exact") in cells
+    assert "| softplus | 0 ULP | 1 ULP |" in md                # values: float32 grid exact, float16 1 ULP
+
+
+def test_findings_defaults_conventions_and_the_known_list_are_shown(tmp_path: Path) -> None:
+    html, _ = pages(tmp_path)
+    page = Page(html)
+    finding = page.row("softplus[float32] value", "check")
+    assert finding[0] == ("fail", "fail") and finding[1][0] == (20.5).hex() and finding[3][0] == (20.5 + 2**-19).hex()
+    assert page.row("softplus", "parameter")[2][0] == "threshold: framework default 20, canonical none"
+    # softplus.yaml declares the threshold convention (canonical: none); the row shows it with the failing defaults check.
+    conv = page.row("softplus", "convention")
+    assert conv[0][0] == "threshold" and conv[1][0] == "none" and "softplus[None] defaults" in conv[3][0]
+    # The known list shown is numpy's own file, read here independently.
+    listed = yaml.safe_load((Path(report.known.__file__).parent / "known" / "numpy.yaml").read_text())
+    reasons = {c[0] for t in page.tables for r in t for c in r}
+    assert all(e["reason"].strip() in reasons for e in listed)
+
+
+def test_every_image_is_an_embedded_png_and_nothing_is_fetched(tmp_path: Path) -> None:
+    page = Page(pages(tmp_path)[0])
+    assert page.srcs and not page.fetching
+    for src in page.srcs:
+        assert src.startswith("data:image/png;base64,")
+        image = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1])))
+        assert image.format == "PNG" and image.size[0] > 500 and image.size[1] > 200
+
+
+def test_the_same_records_give_byte_identical_pages(tmp_path: Path) -> None:
+    run = write_run(tmp_path / "r")
+    report.write([run], tmp_path / "one")
+    report.write([run], tmp_path / "two")
+    for name in ("numpy-cpu.html", "numpy-cpu.md"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+
+
+def test_two_runs_give_a_merged_page_with_both_backends(tmp_path: Path) -> None:
+    write_run(tmp_path / "r", "numpy")
+    other = [dict(s, max_ulp_finite=7.0, max_ulp=7.0, histogram=[65535, 0, 0, 0, 0, 1, 0, 0, 0, 0])
+             if s["dtype"] == "float16" and s["quantity"] == "value" else s for s in SWEEPS]
+    write_run(tmp_path / "r", "torch", sweeps=other)
+    written = report.write([tmp_path / "r"], tmp_path / "r")
+    assert {p.name for p in written} >= {"numpy-cpu.html", "torch-cpu.html", "merged.html", "merged.md"}
+    page = Page((tmp_path / "r" / "merged.html").read_text())
+    rows = [r[1:] for t in page.tables for r in t if r and r[0][0] == "softplus"]
+    assert [("1 ULP (all inputs)", ""), ("7 ULP (all inputs)", "")] in rows     # the float16 value sweeps, side by side
+    assert len(page.srcs) == 1 and not page.fetching        # one figure: softplus, both backends
+    assert "numpy-cpu.html" in (tmp_path / "r" / "merged.html").read_text()
+
+
+def test_a_malformed_records_file_is_named_and_nothing_is_written(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run = write_run(tmp_path / "r")
+    bad = run / "numpy-cpu.sweep.json"
+    data = json.loads(bad.read_text())
+    data["sweeps"][0]["quantity"] = "curvature"
+    bad.write_text(json.dumps(data))
+    assert cli.main(["report", "html", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert str(bad) in err and "sweeps[0].quantity is 'curvature'" in err
+    assert not (run / "numpy-cpu.html").exists()
+
+
+def test_sweep_records_in_the_written_file_follow_the_schema(tmp_path: Path) -> None:
+    path = records.write_sweeps(tmp_path, header("numpy", "sweeps"), SWEEPS)
+    data = json.loads(path.read_text())
+    assert records.validate(data, path)["kind"] == "sweeps" and len(data["sweeps"]) == 4
+    assert not any(isinstance(v, float) and not math.isfinite(v) for s in data["sweeps"] for v in s.values())
