@@ -25,12 +25,13 @@ import time
 from pathlib import Path
 
 
-def timed(cmd: list[str], cache: str) -> tuple[float, int, str]:
+def timed(cmd: list[str], cache: str, summary: str) -> tuple[float, int, str]:
+    """Seconds, exit status, and the command's own summary line (the last line starting with `summary`)."""
     env = dict(os.environ, NNCONFORM_CACHE_DIR=cache)
     start = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    return time.perf_counter() - start, proc.returncode, (proc.stdout + proc.stderr).strip().splitlines()[-1:][0] \
-        if (proc.stdout + proc.stderr).strip() else ""
+    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.startswith(summary)]
+    return time.perf_counter() - start, proc.returncode, lines[-1] if lines else (proc.stderr.strip().splitlines() or [""])[-1]
 
 
 def main() -> None:
@@ -49,14 +50,15 @@ def main() -> None:
             for label in ("cold", "warm"):
                 out = Path(tmp) / f"report-{label}"
                 seconds, code, last = timed(cli + ["report", "run", args.backend, "--out", str(out), "--no-progress",
-                                                   "--jobs", str(args.jobs)], cache)
+                                                   "--jobs", str(args.jobs)], cache, "conformance run:")
                 pages = sorted(p.name for p in out.glob("*.html"))
                 print(f"full report, {label} reference cache: {seconds:7.1f} s  (target 300 s; exit {code}; "
                       f"pages {', '.join(pages)}; {last})")
         if not args.skip_float32:
             out = Path(tmp) / "float32"
             seconds, code, last = timed(cli + ["sweep", args.backend, "--float32-exhaustive", args.function, "--out",
-                                               str(out), "--no-progress", "--jobs", str(args.jobs)], cache)
+                                               str(out), "--no-progress", "--jobs", str(args.jobs)], cache,
+                                        f"{args.function} float32:")
             print(f"float32 exhaustive sweep of {args.function}, 2**32 inputs: {seconds:7.1f} s  (target 600 s; "
                   f"exit {code}; {last})")
 

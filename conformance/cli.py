@@ -131,15 +131,16 @@ def _report_run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     start = time.perf_counter()
     cmd = [sys.executable, "-m", "pytest", "--pyargs", "nnconform.conformance", f"--backend={args.backend}",
-           f"--device={args.device}", f"--report={out}", "-q", "-p", "no:cacheprovider", "--no-header"]
+           f"--device={args.device}", f"--report={out}", f"--functions={args.functions}", f"--dtypes={args.dtypes}",
+           "-q", "-p", "no:cacheprovider", "--no-header"]
     print("$ " + " ".join(cmd), flush=True)
     log = out / f"{args.backend}-{args.device}.pytest.log"
     out.mkdir(parents=True, exist_ok=True)
     with log.open("w") as sink:
         proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT)
         try:
-            sweep_args = argparse.Namespace(backend=args.backend, device=args.device, out=str(out), dtypes=",".join(
-                ("float64", "float32", "float16", "bfloat16")), functions="*", jobs=args.jobs,
+            sweep_args = argparse.Namespace(backend=args.backend, device=args.device, out=str(out), dtypes=args.dtypes,
+                functions=args.functions, jobs=args.jobs,
                 no_progress=args.no_progress, float32_exhaustive=None, first=0, count=1 << 32)
             swept = _sweep(sweep_args)
         finally:
@@ -189,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     full.add_argument("--device", default="cpu")
     full.add_argument("--out", default="report")
     full.add_argument("--jobs", type=int, default=2)
+    full.add_argument("--dtypes", default="float64,float32,float16,bfloat16")
+    full.add_argument("--functions", default="*", help="comma-separated names or globs (default: all)")
     full.add_argument("--no-progress", action="store_true")
     full.set_defaults(run=_report_run)
     pages = report_sub.add_parser("html", help="Markdown and self-contained HTML pages from records")

@@ -10,6 +10,7 @@ this code does not understand.
 from __future__ import annotations
 
 import json
+import os
 import platform
 from collections import defaultdict
 from pathlib import Path
@@ -27,8 +28,19 @@ class RecordsError(ValueError):
 def run_header(adapter: Any, dtypes: list[str], kind: str = "checks") -> dict[str, Any]:
     return {"schema_version": SCHEMA_VERSION, "kind": kind, "backend": adapter.name, "version": adapter.version,
             "device": adapter.device, "dtypes": dtypes, "environment": adapter.environment(),
-            "machine": {"cpu": platform.processor() or platform.machine(), "python": platform.python_version(),
+            "machine": {"cpu": _cpu_model(), "cores": str(os.cpu_count()), "python": platform.python_version(),
                         "system": platform.platform()}}
+
+
+def _cpu_model() -> str:
+    """The CPU's model name (its vector units decide which kernels a framework picks), else the architecture."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def write(directory: Path, header: dict[str, Any], records: list[dict[str, Any]]) -> tuple[Path, Path]:

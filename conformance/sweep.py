@@ -277,7 +277,8 @@ class Sweeper:
             gsub, osub = (g[rows] if g is not None else None), rows
         cond = self.reference.condition(spec, "value" if quantity == "value" else "gradient", sub, params,
                                         cotangent=gsub, dtype=dtype)
-        allowed = m.allowed[osub] * np.maximum(1.0, np.nan_to_num(cond, nan=np.inf))
+        with np.errstate(over="ignore", invalid="ignore"):
+            allowed = m.allowed[osub] * np.maximum(1.0, np.nan_to_num(cond, nan=np.inf))
         out = over.copy()
         out[osub] = over[osub] & (m.ulp[osub] > allowed)
         return out

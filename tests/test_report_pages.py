@@ -192,3 +192,17 @@ def test_sweep_records_in_the_written_file_follow_the_schema(tmp_path: Path) -> 
     data = json.loads(path.read_text())
     assert records.validate(data, path)["kind"] == "sweeps" and len(data["sweeps"]) == 4
     assert not any(isinstance(v, float) and not math.isfinite(v) for s in data["sweeps"] for v in s.values())
+
+
+def test_the_main_command_writes_records_sweeps_and_pages(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`nnconform report run`, narrowed to relu: the pytest run and the sweeps both land in the pages."""
+    out = tmp_path / "report"
+    status = cli.main(["report", "run", "numpy", "--out", str(out), "--functions", "relu", "--dtypes", "float32,float16",
+                       "--jobs", "1", "--no-progress"])
+    assert status == 0, capsys.readouterr()
+    checks = records.load(out / "numpy-cpu.json")
+    sweeps = records.load(out / "numpy-cpu.sweep.json")
+    assert {r["function"] for r in checks["records"]} == {"relu"} and checks["records"]
+    assert {(s["dtype"], s["grid"]) for s in sweeps["sweeps"]} == {("float32", "grid"), ("float16", "exhaustive")}
+    page = Page((out / "numpy-cpu.html").read_text())
+    assert page.row("relu", "float16") and page.srcs       # the matrices and relu's figure
