@@ -82,13 +82,19 @@ def _sweep_text(s: dict[str, Any] | None) -> tuple[str, str, str]:
     return text, cls, tip
 
 
-def _sweep_rows(sweeps: list[dict[str, Any]], dtypes: list[str], quantity: str) -> list[str]:
+def widest(sweeps: list[dict[str, Any]], quantity: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """function -> dtype -> the sweep of that cell with the most inputs (an exhaustive float32 sweep beats the grid)."""
     by: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
     for s in sweeps:
         if s["quantity"] == quantity:
             prev = by[s["function"]].get(s["dtype"])
             if prev is None or s.get("points", 0) > prev.get("points", 0):
                 by[s["function"]][s["dtype"]] = s
+    return by
+
+
+def _sweep_rows(sweeps: list[dict[str, Any]], dtypes: list[str], quantity: str) -> list[str]:
+    by = widest(sweeps, quantity)
     rows = []
     for fn in sorted(by):
         rows.append(f"<td>{escape(fn)}</td>" + "".join(_td(*_sweep_text(by[fn].get(d))) for d in dtypes))
@@ -283,12 +289,7 @@ def run_markdown(run: dict[str, Any]) -> str:
              "float16 and bfloat16: all 65,536 inputs of each unary function; otherwise the deterministic grid. "
              "In brackets: leaving out subnormal inputs and results.", ""]
     for q, title in (("value", "Values"), ("gradient", "Derivatives")):
-        by: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-        for s in run["sweeps"]:
-            if s["quantity"] == q:
-                prev = by[s["function"]].get(s["dtype"])
-                if prev is None or s.get("points", 0) > prev.get("points", 0):
-                    by[s["function"]][s["dtype"]] = s
+        by = widest(run["sweeps"], q)
         lines += [f"### {title}", "", "| function | " + " | ".join(header["dtypes"]) + " |",
                   "|---|" + "---|" * len(header["dtypes"])]
         lines += [f"| {fn} | " + " | ".join(_sweep_text(by[fn].get(d))[0] for d in header["dtypes"]) + " |" for fn in sorted(by)]
