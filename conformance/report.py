@@ -179,6 +179,9 @@ def run_html(label: str, run: dict[str, Any]) -> str:
             if rows:
                 body += [f"<h3>{title}</h3>", _table(["function"] + dtypes, rows)]
         body += ["<h3>Worst inputs</h3>", _worst_table(sweeps)]
+        mono = [s for s in sweeps if s.get("monotone")]
+        if mono:
+            body += ["<h3>Monotonicity over the sweeps</h3>", _monotone_table(mono)]
         exh = [s for s in sweeps if s["grid"] == "exhaustive float32"]
         if exh:
             body += ["<h3>Exhaustive float32 sweeps</h3>", _float32_table(exh)]
@@ -237,6 +240,21 @@ def _worst_table(sweeps: list[dict[str, Any]], limit: int = 40) -> str:
     return _table(["function", "dtype", "quantity", "input", "exact", "got", "error"], [
         _td(fn) + _td(d) + _td(q) + _td(w["input_hex"], "hex") + _td(w["expected_hex"], "hex") + _td(w["got_hex"], "hex")
         + _td(_ulp(-u), "num") for u, fn, d, q, w in rows[:limit]]) if rows else "<p>No swept input beyond the budget.</p>"
+
+
+def _monotone_table(mono: list[dict[str, Any]]) -> str:
+    """Every pair of neighbouring swept inputs of a function the spec calls monotone: how many move the wrong way."""
+    bad = [s for s in mono if s["monotone"]["violations"]]
+    pairs = sum(s["monotone"]["pairs"] for s in mono)
+    note = (f'<p class="note">{len(mono)} sweeps of monotone functions compare {pairs:,} pairs of neighbouring '
+            f"inputs; {'none' if not bad else len(bad)} of them {'has' if len(bad) == 1 else 'have'} a pair where the "
+            "output moves against the spec's direction.</p>")
+    if not bad:
+        return note
+    return note + _table(["function", "dtype", "pairs against the direction", "of", "first: x", "f(x)"], [
+        _td(s["function"]) + _td(s["dtype"]) + _td(f"{s['monotone']['violations']:,}", "num over")
+        + _td(f"{s['monotone']['pairs']:,}", "num") + _td(" < ".join(s["monotone"]["first"]["x_hex"]), "hex")
+        + _td(" > ".join(s["monotone"]["first"]["y_hex"]), "hex") for s in bad])
 
 
 def _float32_table(exh: list[dict[str, Any]]) -> str:

@@ -24,6 +24,7 @@ error plot) and the curve over [-6, 6] (for the value and derivative plots).
 from __future__ import annotations
 
 import math
+import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
@@ -112,6 +113,7 @@ class SweepResult:
     message: str = ""
     data: Quantity | None = None
     curve: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None    # x, exact, got of the first output entry
+    monotone: dict[str, Any] | None = None
 
     def record(self) -> dict[str, Any]:
         out: dict[str, Any] = {"function": self.function, "dtype": self.dtype, "quantity": self.quantity,
@@ -138,7 +140,27 @@ class SweepResult:
             "profile": _profile(q.x, finite, self.dtype),
             "curve": _curve(*(self.curve or (q.x, q.expected, q.got))),
         })
+        if self.monotone is not None:
+            out["monotone"] = self.monotone
         return out
+
+
+def monotone_violations(x: np.ndarray, y: np.ndarray, direction: str) -> dict[str, Any]:
+    """Neighbouring swept inputs (finite, in increasing order) where the output moves against the spec's monotonicity.
+
+    Every pair of neighbours of the grid, or of all 65,536 16-bit inputs, is compared: a
+    fixed set, so the count does not depend on any draw.
+    """
+    keep = np.isfinite(x)
+    order = np.argsort(x[keep], kind="stable")
+    xs, ys = x[keep][order], y[keep][order]
+    if direction in ("decreasing", "nonincreasing"):
+        ys = -ys
+    step = np.diff(ys)
+    bad = np.flatnonzero(((step < 0) | np.isnan(step) & ~(np.isinf(ys[1:]) & (ys[1:] == ys[:-1]))) & (np.diff(xs) > 0))
+    first = {"x_hex": [float(xs[bad[0]]).hex(), float(xs[bad[0] + 1]).hex()],
+             "y_hex": [float(y[keep][order][bad[0]]).hex(), float(y[keep][order][bad[0] + 1]).hex()]} if bad.size else None
+    return {"direction": direction, "pairs": int(max(0, xs.size - 1)), "violations": int(bad.size), "first": first}
 
 
 def _num(v: float) -> float | str:
@@ -248,6 +270,8 @@ class Sweeper:
         tiny = 2.0 ** info(dtype).emin
         normal = ~(((np.abs(x) > 0) & (np.abs(x) < tiny)) | ((np.abs(expected) > 0) & (np.abs(expected) < tiny)))
         result.data = Quantity(x, expected, gotten, ulp, certain, normal, over & certain)
+        if quantity == "value" and spec.shape == "elementwise" and spec.doc.properties.monotone:
+            result.monotone = monotone_violations(x, gotten, spec.doc.properties.monotone)
         return result
 
     def _backend(self, spec: Spec, quantity: str, inputs: dict[str, np.ndarray], params: dict[str, Any], dtype: str,
@@ -316,8 +340,10 @@ def _work(task: tuple[str, str, str]) -> dict[str, Any]:
     if dtype not in sweeper.adapter.dtypes:
         return SweepResult(fn, dtype, quantity, "grid", "not provided", None,
                            f"{sweeper.adapter.name} does not support {dtype}").record()
+    start = time.perf_counter()
     out = sweeper.run(spec, dtype, quantity).record()
     sweeper.reference.flush()
+    out["seconds"] = round(time.perf_counter() - start, 2)     # most of it the reference, on a first run
     return out
 
 

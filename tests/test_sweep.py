@@ -165,3 +165,23 @@ def test_a_range_where_the_adapter_is_exact_shows_no_error() -> None:
     r = sweep_float32.run(planted, "relu", jobs=1, first=first, count=1 << 16, progress=False)
     # relu of a negative float32 is +0 exactly; the plant (x == 2) is not in this range.
     assert r["max_ulp"] == 0.0 and r["histogram"][0] == 1 << 16
+
+
+def test_monotonicity_is_counted_over_every_pair_of_neighbouring_inputs() -> None:
+    # sigmoid.yaml: monotone nondecreasing.  The plant raises f(1) by one float16 step; whether that passes
+    # f(next float16 after 1) is worked out here with NumPy (it ties: a tie is not a violation).
+    r = measured("sigmoid", "float16")
+    x = np.float16(1.0)
+    after = np.nextafter(x, np.float16(2))
+    f1 = np.nextafter(np.float16(1 / (1 + np.exp(-1.0))), np.float16(1))
+    f_after = np.float16(1 / (1 + np.exp(-float(after))))
+    assert r["monotone"]["violations"] == int(f1 > f_after)
+    assert r["monotone"]["pairs"] == 65536 - 2046 - 2 - 1       # finite inputs (NaNs and +-inf left out), minus one
+
+
+def test_monotonicity_counts_pairs_against_the_direction_and_skips_ties_and_nonfinite_inputs() -> None:
+    x = np.array([-2.0, -1.0, 0.0, 1.0, 2.0, np.nan, np.inf])
+    y = np.array([0.0, 0.5, 0.5, 0.25, 1.0, 7.0, -5.0])       # one decrease (0.5 -> 0.25); 0.5, 0.5 is a tie
+    r = sweep.monotone_violations(x, y, "nondecreasing")
+    assert (r["pairs"], r["violations"]) == (4, 1) and r["first"]["x_hex"] == [(0.0).hex(), (1.0).hex()]
+    assert sweep.monotone_violations(x, -y, "nonincreasing")["violations"] == 1
