@@ -135,9 +135,11 @@ def test_findings_defaults_conventions_and_the_known_list_are_shown(tmp_path: Pa
     finding = page.row("softplus[float32] value", "check")
     assert finding[0] == ("fail", "fail") and finding[1][0] == (20.5).hex() and finding[3][0] == (20.5 + 2**-19).hex()
     assert page.row("softplus", "parameter")[2][0] == "threshold: framework default 20, canonical none"
-    # softplus.yaml declares the threshold convention (canonical: none); the row shows it with the failing defaults check.
+    # softplus.yaml declares the threshold convention (canonical: none) and what numpy does (nothing stated: numpy
+    # has no softplus threshold), and relu's kink check is listed with its reason.
     conv = page.row("softplus", "convention")
-    assert conv[0][0] == "threshold" and conv[1][0] == "none" and "softplus[None] defaults" in conv[3][0]
+    assert conv[0][0] == "threshold" and conv[1][0] == "none" and conv[2][0] == "(not stated by the spec)"
+    assert page.row("relu[float32] kink", "detail")[1][0] == "known convention: relu'(0) = 1."
     # The known list shown is numpy's own file, read here independently.
     listed = yaml.safe_load((Path(report.known.__file__).parent / "known" / "numpy.yaml").read_text())
     reasons = {c[0] for t in page.tables for r in t for c in r}
