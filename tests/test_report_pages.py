@@ -156,11 +156,13 @@ def test_every_image_is_an_embedded_png_and_nothing_is_fetched(tmp_path: Path) -
 
 
 def test_the_same_records_give_byte_identical_pages(tmp_path: Path) -> None:
-    run = write_run(tmp_path / "r")
-    report.write([run], tmp_path / "one")
-    report.write([run], tmp_path / "two")
-    for name in ("numpy-cpu.html", "numpy-cpu.md"):
-        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes()
+    write_run(tmp_path / "r", "numpy")
+    write_run(tmp_path / "r", "torch")
+    files = sorted((tmp_path / "r").glob("*.json"))
+    report.write(files, tmp_path / "one")
+    report.write(list(reversed(files)), tmp_path / "two")       # found in another order: the same pages
+    for name in ("numpy-cpu.html", "numpy-cpu.md", "merged.html", "merged.md", "merged.json"):
+        assert (tmp_path / "one" / name).read_bytes() == (tmp_path / "two" / name).read_bytes(), name
 
 
 def test_two_runs_give_a_merged_page_with_both_backends(tmp_path: Path) -> None:
