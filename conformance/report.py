@@ -260,7 +260,8 @@ def _monotone_table(mono: list[dict[str, Any]]) -> str:
 def _float32_table(exh: list[dict[str, Any]]) -> str:
     return _table(["function", "inputs", "largest error", "where", "histogram", "screen check", "seconds"], [
         _td(s["function"]) + _td(f"{s['points']:,}", "num")
-        + _td(_ulp(float("inf") if s["max_ulp"] == "inf" else float(s["max_ulp"])), "num")
+        + _td(_ulp(float("inf") if s["max_ulp"] == "inf" else float(s["max_ulp"]))
+              + (f" ({_ulp(s['max_ulp_finite'])} finite)" if s["max_ulp"] == "inf" and "max_ulp_finite" in s else ""), "num")
         + _td((s.get("worst") or [{}])[0].get("input_hex", ""), "hex")
         + _td(", ".join(f"{lab}: {c:,}" for lab, c in zip(HISTOGRAM_LABELS, s["histogram"]) if c))
         + _td(f"{s['screen_check']['screen_differs_from_mpmath']} of {s['screen_check']['sample']:,} sampled screen "

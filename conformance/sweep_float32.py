@@ -112,6 +112,10 @@ def _chunk(start: int, n: int) -> dict[str, Any]:
     # The worst input of each of the KEEP worst bins (argpartition over all n is slow on many ties).
     top = np.argsort(-per_bin, kind="stable")[:KEEP]
     worst = top * by_bin.shape[1] + by_bin[top].argmax(axis=1)
+    # The same for the finite errors, so that a wrong NaN/inf somewhere does not hide the largest finite error.
+    finite_bins = np.where(np.isfinite(by_bin), by_bin, -1.0)
+    top_finite = np.argsort(-finite_bins.max(axis=1), kind="stable")[:KEEP]
+    worst = np.unique(np.concatenate([worst, top_finite * by_bin.shape[1] + finite_bins[top_finite].argmax(axis=1)]))
     sample = np.arange((-start) % SAMPLE_STRIDE, n, SAMPLE_STRIDE)
     sample = sample[np.isfinite(x64[sample])]        # the infinities and NaNs are not screened (see above)
     hist = histogram(errm[errm >= 0])
@@ -178,6 +182,7 @@ def run(backend: str | Callable[[], Any], function: str, device: str = "cpu", jo
             "status": "measured", "budget_ulp": budget, "message": "",
             "points": count, "first_bits": first, "seconds": round(time.perf_counter() - begin, 1), "jobs": jobs,
             "max_ulp": _num(max(mp_max, 0.0)), "max_ulp_screened": _num(screened_max),
+            "max_ulp_finite": float(np.max(u[np.isfinite(u)], initial=0.0)),
             "worst": [{"input_hex": float(xs[i]).hex(), "input": repr(float(xs[i])), "expected_hex": float(e[i]).hex(),
                        "got_hex": float(worst_got[i]).hex(), "ulp": _num(float(u[i]))}] if u.size else [],
             "remeasured": int(u.size), "unmeasured": int(sum(p["unmeasured"] for p in parts)),

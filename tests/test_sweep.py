@@ -156,6 +156,7 @@ def test_the_float32_sweep_finds_a_planted_error_among_all_inputs_of_its_range()
     # the plant moves the adapter's own rounding of a float64 sigmoid, within 0.5 ULP of exact, by one step).
     assert r["points"] == 1 << 22 and r["unmeasured"] == 0
     assert r["worst"][0]["input_hex"] == (1.0).hex() and 0.5 <= r["max_ulp"] <= 1.5
+    assert r["max_ulp_finite"] == r["max_ulp"]                  # no NaN/inf anywhere in this range
     assert r["screen_check"]["screen_differs_from_mpmath"] == 0 and r["screen_check"]["sample"] == 64
     assert sum(r["histogram"]) == 1 << 22
 
