@@ -128,6 +128,11 @@ def _report_run(args: argparse.Namespace) -> int:
     """
     import subprocess
     import time
+    try:
+        registry.load(args.backend, args.device)          # a missing backend: one message saying how to install it
+    except registry.BackendUnavailable as exc:
+        print(f"nnconform report run: {exc}", file=sys.stderr)
+        return 2
     out = Path(args.out)
     start = time.perf_counter()
     cmd = [sys.executable, "-m", "pytest", "--pyargs", "nnconform.conformance", f"--backend={args.backend}",

@@ -210,3 +210,8 @@ def test_the_main_command_writes_records_sweeps_and_pages(tmp_path: Path, capsys
     assert {(s["dtype"], s["grid"]) for s in sweeps["sweeps"]} == {("float32", "grid"), ("float16", "exhaustive")}
     page = Page((out / "numpy-cpu.html").read_text())
     assert page.row("relu", "float16") and page.srcs       # the matrices and relu's figure
+
+
+def test_the_main_command_names_a_backend_it_cannot_load(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert cli.main(["report", "run", "nosuch", "--out", str(tmp_path)]) == 2
+    assert "nosuch" in capsys.readouterr().err and not list(tmp_path.iterdir())
