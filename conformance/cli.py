@@ -16,8 +16,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 from nnconform.adapters import registry
+from nnconform.adapters.base import ALL_DTYPES
 
 from . import merge
 from .scaffold import ScaffoldError, write
@@ -62,45 +64,63 @@ def _split(text: str) -> list[str]:
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    import fnmatch
+    if args.float32_exhaustive:
+        return _float32_sweep(args.backend, args.device, Path(args.out), args.float32_exhaustive, args.jobs, args.first,
+                              args.count, not args.no_progress)
+    return _grid_sweeps(args.backend, args.device, Path(args.out), _split(args.dtypes), args.functions, args.jobs,
+                        not args.no_progress)
 
+
+def _sweep_setup(backend: str, device: str, dtypes: list[str]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """The sweeps file's header and the specs, or None after saying what is wrong."""
     from nnconform.spec import SpecError, load_all
 
-    from . import records, sweep, sweep_float32
-    try:
-        adapter = registry.load(args.backend, args.device)
-    except registry.BackendUnavailable as exc:
-        print(f"nnconform sweep: {exc}", file=sys.stderr)
-        return 2
-    try:
-        specs = load_all()
-    except SpecError as exc:
-        print(f"nnconform sweep: {exc}", file=sys.stderr)
-        return 2
-    out = Path(args.out)
-    header = records.run_header(adapter, [d for d in _split(args.dtypes) if d in adapter.dtypes], kind="sweeps")
-    if args.float32_exhaustive:
-        fn = args.float32_exhaustive
-        if fn not in specs:
-            print(f"nnconform sweep: no spec named {fn!r}", file=sys.stderr)
-            return 2
-        try:
-            result = sweep_float32.run(args.backend, fn, args.device, jobs=args.jobs, first=args.first,
-                                       count=args.count, progress=not args.no_progress)
-        except ValueError as exc:
-            print(f"nnconform sweep: {exc}", file=sys.stderr)
-            return 2
-        path = records.write_sweeps(out, header, [result], suffix=f"float32-{fn}")
-        print(f"{fn} float32: {result['points']:,} inputs in {result['seconds']} s, largest error "
-              f"{result['max_ulp']} ULP at {result['worst'][0]['input_hex'] if result['worst'] else '-'}; wrote {path}")
-        return 0
-    bad = [d for d in _split(args.dtypes) if d not in ("float64", "float32", "float16", "bfloat16")]
+    from . import records
+    bad = [d for d in dtypes if d not in ALL_DTYPES]
     if bad:
-        print(f"nnconform sweep: unknown dtype(s) {bad}", file=sys.stderr)
+        print(f"nnconform sweep: unknown dtype(s) {bad}; choose from {', '.join(ALL_DTYPES)}", file=sys.stderr)
+        return None
+    try:
+        adapter = registry.load(backend, device)
+        specs = load_all()
+    except (registry.BackendUnavailable, SpecError) as exc:
+        print(f"nnconform sweep: {exc}", file=sys.stderr)
+        return None
+    return records.run_header(adapter, [d for d in dtypes if d in adapter.dtypes], kind="sweeps"), specs
+
+
+def _float32_sweep(backend: str, device: str, out: Path, fn: str, jobs: int, first: int, count: int,
+                   progress: bool) -> int:
+    from . import records, sweep_float32
+    setup = _sweep_setup(backend, device, ["float32"])
+    if setup is None:
         return 2
-    chosen = [s for n, s in sorted(specs.items()) if any(fnmatch.fnmatch(n, p) for p in _split(args.functions))]
-    results = sweep.sweep(args.backend, args.device, chosen, _split(args.dtypes), jobs=args.jobs,
-                          progress=not args.no_progress)
+    header, specs = setup
+    if fn not in specs:
+        print(f"nnconform sweep: no spec named {fn!r}", file=sys.stderr)
+        return 2
+    try:
+        result = sweep_float32.run(backend, fn, device, jobs=jobs, first=first, count=count, progress=progress)
+    except ValueError as exc:
+        print(f"nnconform sweep: {exc}", file=sys.stderr)
+        return 2
+    path = records.write_sweeps(out, header, [result], suffix=f"float32-{fn}")
+    print(f"{fn} float32: {result['points']:,} inputs in {result['seconds']} s, largest error "
+          f"{result['max_ulp']} ULP at {result['worst'][0]['input_hex'] if result['worst'] else '-'}; wrote {path}")
+    return 0
+
+
+def _grid_sweeps(backend: str, device: str, out: Path, dtypes: list[str], functions: str, jobs: int,
+                 progress: bool) -> int:
+    import fnmatch
+
+    from . import records, sweep
+    setup = _sweep_setup(backend, device, dtypes)
+    if setup is None:
+        return 2
+    header, specs = setup
+    chosen = [s for n, s in sorted(specs.items()) if any(fnmatch.fnmatch(n, p) for p in _split(functions))]
+    results = sweep.sweep(backend, device, chosen, dtypes, jobs=jobs, progress=progress)
     path = records.write_sweeps(out, header, results)
     failed = [r for r in results if r["status"] == "failed"]
     print(f"{len(results)} sweeps ({len(failed)} where the backend failed); wrote {path}")
@@ -108,10 +128,14 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _html(args: argparse.Namespace) -> int:
+    first = Path(args.paths[0])
+    return _write_pages([Path(p) for p in args.paths], Path(args.out) if args.out else first if first.is_dir() else first.parent)
+
+
+def _write_pages(paths: list[Path], out: Path) -> int:
     from . import report
     try:
-        first = Path(args.paths[0])
-        written = report.write([Path(p) for p in args.paths], Path(args.out) if args.out else first if first.is_dir() else first.parent)
+        written = report.write(paths, out)
     except merge.RecordsError as exc:
         print(f"nnconform report html: {exc}", file=sys.stderr)
         return 2
@@ -144,10 +168,8 @@ def _report_run(args: argparse.Namespace) -> int:
     with log.open("w") as sink:
         proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT)
         try:
-            sweep_args = argparse.Namespace(backend=args.backend, device=args.device, out=str(out), dtypes=args.dtypes,
-                functions=args.functions, jobs=args.jobs,
-                no_progress=args.no_progress, float32_exhaustive=None, first=0, count=1 << 32)
-            swept = _sweep(sweep_args)
+            swept = _grid_sweeps(args.backend, args.device, out, _split(args.dtypes), args.functions, args.jobs,
+                                 not args.no_progress)
         finally:
             status = proc.wait()
     tail = log.read_text().strip().splitlines()[-1:] or [""]
@@ -156,7 +178,7 @@ def _report_run(args: argparse.Namespace) -> int:
         print(f"nnconform report run: the conformance run stopped with exit status {status}; see {log}"
               if status not in (0, 1) else "nnconform report run: the sweeps did not run", file=sys.stderr)
         return status or 2
-    if _html(argparse.Namespace(paths=[str(out)], out=str(out))):
+    if _write_pages([out], out):
         return 2
     print(f"report for {args.backend} in {time.perf_counter() - start:.0f} s")
     return status

@@ -69,9 +69,7 @@ def load_runs(paths: list[Path]) -> dict[str, dict[str, Any]]:
     for path in find(paths):
         data = load(path)
         key = (data["backend"], data["device"], data["version"])
-        run = runs.setdefault(key, {k: data[k] for k in ("backend", "version", "device")} | {"records": [], "sweeps": [],
-                                                                                              "files": []})
-        run["files"].append(str(path))
+        run = runs.setdefault(key, {k: data[k] for k in ("backend", "version", "device")} | {"records": [], "sweeps": []})
         for k in ("environment", "machine", "dtypes", "profile"):
             if k in data and (data["kind"] == "checks" or k not in run):
                 run[k] = data[k]
@@ -144,16 +142,25 @@ def pairwise(runs: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     return pairs
 
 
+def widest(sweeps: list[dict[str, Any]], quantity: str) -> dict[str, dict[str, dict[str, Any]]]:
+    """function -> dtype -> the sweep of that cell with the most inputs (an exhaustive float32 sweep beats the grid)."""
+    by: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for s in sweeps:
+        if s["quantity"] == quantity:
+            prev = by[s["function"]].get(s["dtype"])
+            if prev is None or s.get("points", 0) > prev.get("points", 0):
+                by[s["function"]][s["dtype"]] = s
+    return by
+
+
 def sweep_matrix(runs: dict[str, dict[str, Any]], quantity: str) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
-    """function -> dtype -> run label -> {max_ulp, grid, points} of the measured sweeps."""
+    """function -> dtype -> run label -> {max_ulp, grid, points} of the widest measured sweep."""
     out: dict[str, dict[str, dict[str, dict[str, Any]]]] = defaultdict(lambda: defaultdict(dict))
     for label, run in runs.items():
-        for r in run["sweeps"]:
-            if r["quantity"] == quantity and r["status"] == "measured":
-                prev = out[r["function"]][r["dtype"]].get(label)
-                if prev is None or r["points"] > prev["points"]:        # the widest sweep of that cell
-                    out[r["function"]][r["dtype"]][label] = {"max_ulp": r["max_ulp"], "grid": r["grid"],
-                                                             "points": r["points"]}
+        measured = [r for r in run["sweeps"] if r["status"] == "measured"]
+        for fn, by_dtype in widest(measured, quantity).items():
+            for d, r in by_dtype.items():
+                out[fn][d][label] = {"max_ulp": r["max_ulp"], "grid": r["grid"], "points": r["points"]}
     return {fn: {d: dict(sorted(c.items())) for d, c in sorted(by.items())} for fn, by in sorted(out.items())}
 
 
@@ -189,24 +196,18 @@ def markdown(merged: dict[str, Any]) -> str:
     lines += [f"| {lab} | {r['backend']} | {r['version']} | {r['device']} |" for lab, r in merged["runs"].items()]
     lines += ["", "Each cell: the worst status of the function's checks in that dtype (FAIL, known, ok, - not "
               "provided) and the largest error measured against the exact value, in ULPs of the dtype.", ""]
-    for title, key in (("Values", "values"), ("Gradients", "gradients"), ("Optimizer trajectories", "optimizers")):
-        table = merged[key]
-        dtypes = [d for d in ALL_DTYPES if any(d in by_dtype for by_dtype in table.values())]
-        for d in dtypes:
-            lines += [f"## {title}, {d}", "", "| function | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
-            for fn, by_dtype in table.items():
-                if d in by_dtype:
-                    lines.append(f"| {fn} | " + " | ".join(_fmt_cell(by_dtype[d].get(lab)) for lab in labels) + " |")
-            lines.append("")
-    for title, key in (("Sweeps: values", "sweep_values"), ("Sweeps: derivatives", "sweep_gradients")):
+    tables = (("Values", "values", _fmt_cell, ""), ("Gradients", "gradients", _fmt_cell, ""),
+              ("Optimizer trajectories", "optimizers", _fmt_cell, ""),
+              ("Sweeps: values", "sweep_values", sweep_cell, " (largest error over every swept input)"),
+              ("Sweeps: derivatives", "sweep_gradients", sweep_cell, " (largest error over every swept input)"))
+    for title, key, fmt, note in tables:
         table = merged.get(key, {})
-        dtypes = [d for d in ALL_DTYPES if any(d in by_dtype for by_dtype in table.values())]
-        for d in dtypes:
-            lines += [f"## {title}, {d} (largest error over every swept input)", "",
-                      "| function | " + " | ".join(labels) + " |", "|---|" + "---|" * len(labels)]
+        for d in [d for d in ALL_DTYPES if any(d in by_dtype for by_dtype in table.values())]:
+            lines += [f"## {title}, {d}{note}", "", "| function | " + " | ".join(labels) + " |",
+                      "|---|" + "---|" * len(labels)]
             for fn, by_dtype in table.items():
                 if d in by_dtype:
-                    lines.append(f"| {fn} | " + " | ".join(sweep_cell(by_dtype[d].get(lab)) for lab in labels) + " |")
+                    lines.append(f"| {fn} | " + " | ".join(fmt(by_dtype[d].get(lab)) for lab in labels) + " |")
             lines.append("")
     lines += ["## Backend versus backend", "",
               "The spec's named stability and special inputs are the same in every run, so two backends' outputs "

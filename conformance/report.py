@@ -22,7 +22,7 @@ from nnconform.spec import SpecError
 from nnconform.spec.loader import load_all
 
 from . import known, merge, plots, records
-from .records import CELL, GRADIENT_CHECKS, STATUSES, TRAJECTORY_CHECKS, VALUE_CHECKS, _first_line, _ulp
+from .records import GRADIENT_CHECKS, STATUSES, TRAJECTORY_CHECKS, VALUE_CHECKS, _first_line, _ulp
 from .sweep import HISTOGRAM_LABELS
 
 STYLE = """
@@ -82,19 +82,8 @@ def _sweep_text(s: dict[str, Any] | None) -> tuple[str, str, str]:
     return text, cls, tip
 
 
-def widest(sweeps: list[dict[str, Any]], quantity: str) -> dict[str, dict[str, dict[str, Any]]]:
-    """function -> dtype -> the sweep of that cell with the most inputs (an exhaustive float32 sweep beats the grid)."""
-    by: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
-    for s in sweeps:
-        if s["quantity"] == quantity:
-            prev = by[s["function"]].get(s["dtype"])
-            if prev is None or s.get("points", 0) > prev.get("points", 0):
-                by[s["function"]][s["dtype"]] = s
-    return by
-
-
 def _sweep_rows(sweeps: list[dict[str, Any]], dtypes: list[str], quantity: str) -> list[str]:
-    by = widest(sweeps, quantity)
+    by = merge.widest(sweeps, quantity)
     rows = []
     for fn in sorted(by):
         rows.append(f"<td>{escape(fn)}</td>" + "".join(_td(*_sweep_text(by[fn].get(d))) for d in dtypes))
@@ -303,7 +292,7 @@ def run_markdown(run: dict[str, Any]) -> str:
              "float16 and bfloat16: all 65,536 inputs of each unary function; otherwise the deterministic grid. "
              "In brackets: leaving out subnormal inputs and results.", ""]
     for q, title in (("value", "Values"), ("gradient", "Derivatives")):
-        by = widest(run["sweeps"], q)
+        by = merge.widest(run["sweeps"], q)
         lines += [f"### {title}", "", "| function | " + " | ".join(header["dtypes"]) + " |",
                   "|---|" + "---|" * len(header["dtypes"])]
         lines += [f"| {fn} | " + " | ".join(_sweep_text(by[fn].get(d))[0] for d in header["dtypes"]) + " |" for fn in sorted(by)]

@@ -127,17 +127,17 @@ class SweepResult:
         order = np.argsort(-finite, kind="stable")[:WORST_KEPT]
         out.update({
             "points": int(q.x.size), "uncertain": int((~q.certain).sum()),
-            "max_ulp": _num(finite.max()) if q.certain.any() else None,
+            "max_ulp": num(finite.max()) if q.certain.any() else None,
             "max_ulp_finite": float(np.where(np.isfinite(finite), finite, -1.0).max()) if q.certain.any() else None,
-            "max_ulp_normal": _num(normal.max()) if (q.certain & q.normal).any() else None,
-            "mean_ulp": _num(float(np.mean(np.minimum(q.ulp[q.certain], 1e300)))) if q.certain.any() else None,
+            "max_ulp_normal": num(normal.max()) if (q.certain & q.normal).any() else None,
+            "mean_ulp": num(float(np.mean(np.minimum(q.ulp[q.certain], 1e300)))) if q.certain.any() else None,
             "over_allowance": int(q.over.sum()),
             "histogram": histogram(q.ulp[q.certain]),
             # A NaN input whose output is a number: counted apart, as 16-bit formats have 2,046 or 254 NaN patterns.
             "nan_not_propagated": int((np.isnan(q.x) & ~np.isnan(q.got) & q.certain).sum()),
             "worst": [{"input_hex": float(q.x[i]).hex(), "input": repr(float(q.x[i])), "expected_hex": float(q.expected[i]).hex(),
-                       "got_hex": float(q.got[i]).hex(), "ulp": _num(q.ulp[i])} for i in order if finite[i] > 0],
-            "profile": _profile(q.x, finite, self.dtype),
+                       "got_hex": float(q.got[i]).hex(), "ulp": num(q.ulp[i])} for i in order if finite[i] > 0],
+            "profile": _profile(q.x, finite),
             "curve": _curve(*(self.curve or (q.x, q.expected, q.got))),
         })
         if self.monotone is not None:
@@ -163,7 +163,7 @@ def monotone_violations(x: np.ndarray, y: np.ndarray, direction: str) -> dict[st
     return {"direction": direction, "pairs": int(max(0, xs.size - 1)), "violations": int(bad.size), "first": first}
 
 
-def _num(v: float) -> float | str:
+def num(v: float) -> float | str:
     """JSON has no infinity: a wrong NaN/inf is the string 'inf'."""
     return "inf" if math.isinf(v) else float(v)
 
@@ -179,7 +179,7 @@ HISTOGRAM_LABELS = ("0", "(0, 0.5]", "(0.5, 1]", "(1, 2]", "(2, 4]", "(4, 16]", 
                     "> 65536", "wrong NaN/inf")
 
 
-def _profile(x: np.ndarray, err: np.ndarray, dtype: str) -> dict[str, list]:
+def _profile(x: np.ndarray, err: np.ndarray) -> dict[str, list]:
     """Largest error per bin of the input, bins equal in count over the finite inputs in increasing order."""
     keep = np.isfinite(x)
     xs, es = x[keep], err[keep]
@@ -189,7 +189,7 @@ def _profile(x: np.ndarray, err: np.ndarray, dtype: str) -> dict[str, list]:
         return {"x": [], "max_ulp": []}
     parts = np.array_split(np.arange(xs.size), min(PROFILE_BINS, xs.size))
     return {"x": [float(xs[p[len(p) // 2]]) for p in parts],
-            "max_ulp": [_num(float(es[p].max())) if es[p].max() >= 0 else None for p in parts]}
+            "max_ulp": [num(float(es[p].max())) if es[p].max() >= 0 else None for p in parts]}
 
 
 def _curve(x: np.ndarray, expected: np.ndarray, got: np.ndarray) -> dict[str, list]:
@@ -279,7 +279,7 @@ class Sweeper:
         """The backend's result, and the cotangent of a gradient."""
         if quantity == "value":
             return self.adapter.value(spec.name, inputs, params, dtype), None
-        shape = self._output_shape(spec, inputs)
+        shape = self.reference.output_shape(spec, inputs, params)
         g = np.ones(shape) if spec.shape == "elementwise" else S.fixed_cotangent(shape, dtype)
         g = S.cast(g, dtype).astype(np.float64)
         return self.adapter.vjp(spec.name, name, inputs, g, params, dtype), g
@@ -302,18 +302,10 @@ class Sweeper:
         cond = self.reference.condition(spec, "value" if quantity == "value" else "gradient", sub, params,
                                         cotangent=gsub, dtype=dtype)
         with np.errstate(over="ignore", invalid="ignore"):
-            allowed = m.allowed[osub] * np.maximum(1.0, np.nan_to_num(cond, nan=np.inf))
+            allowed = m.allowed[osub] * np.maximum(1.0, np.nan_tonum(cond, nan=np.inf))
         out = over.copy()
         out[osub] = over[osub] & (m.ulp[osub] > allowed)
         return out
-
-    def _output_shape(self, spec: Spec, inputs: dict[str, np.ndarray]) -> tuple[int, ...]:
-        x = inputs[spec.tensor_inputs[0]]
-        if spec.shape != "elementwise" and spec.doc.output == "reduced":
-            return x.shape[:-1] + (1,) if spec.shape == "vector" else x.shape[:-1] + (x.shape[-1] // 2,)
-        if spec.shape == "grouped":
-            return x.shape[:-1] + (x.shape[-1] // int(spec.default_params()[spec.doc.group_param]),)
-        return x.shape
 
 
 def tasks(specs: Iterable[Spec], dtypes: Iterable[str]) -> list[tuple[str, str, str]]:

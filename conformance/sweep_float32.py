@@ -28,17 +28,16 @@ from typing import Any, Callable
 
 import numpy as np
 
-from nnconform.reference.dtypes import info, ulp_of
 from nnconform.spec import Spec
 from nnconform.spec import formula as F
 
-from .sweep import histogram, in_processes
+from .compare import measure
+from .sweep import histogram, in_processes, num
 
 CHUNK = 1 << 22
 SAMPLE_STRIDE = 1 << 16
 KEEP = 8                    # worst inputs per chunk re-measured with mpmath
 UNSCREENED_LIMIT = 4096     # per chunk, beyond that counted as unmeasured
-F32 = info("float32")
 
 
 def _screen_tree(node: F.Node) -> F.Node:
@@ -151,22 +150,18 @@ def run(backend: str | Callable[[], Any], function: str, device: str = "cpu", jo
     budget = spec.doc.tolerance.for_dtype("float32").ulp
 
     def exact(bits: list[int], got: list[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The inputs, mpmath's values and the errors of `got` (NaN where the reference is uncertain)."""
         with np.errstate(invalid="ignore"):
             xs = np.asarray(bits, dtype=np.uint32).view(np.float32).astype(np.float64)
-            r = ref.value(spec, {"x": xs}, spec.default_params(), "float32")
-        e = r.values.astype(np.float64)
-        g = np.asarray(got, dtype=np.float64)
-        with np.errstate(all="ignore"):
-            u = np.abs(g - e) / ulp_of(e, F32)
-        u = np.where((g == e) | (np.isnan(g) & np.isnan(e)), 0.0, u)
-        u = np.where(np.isnan(g) != np.isnan(e), np.inf, u)
-        return xs, e, np.where(r.uncertain, np.nan, u)
+            m = measure(np.asarray(got, dtype=np.float32), ref.value(spec, {"x": xs}, spec.default_params(), "float32"),
+                        "float32", budget)
+        return xs, m.expected.astype(np.float64), np.where(m.certain, m.ulp, np.nan)
 
     worst_bits = [w[0] for p in parts for w in p["worst"]] + [b for p in parts for b in p["unscreened"]]
     worst_got = [w[1] for p in parts for w in p["worst"]] + [g for p in parts for g in p["unscreened_got"]]
     xs, e, u = exact(worst_bits, worst_got)
     sample = [s for p in parts for s in p["sample"]]
-    sx, se, su = exact([s[0] for s in sample], [s[2] for s in sample])      # the rounded screen against mpmath
+    _, _, su = exact([s[0] for s in sample], [s[2] for s in sample])        # the rounded screen against mpmath
     _, _, bu = exact([s[0] for s in sample], [s[1] for s in sample])        # the backend on the sample
     screened_max = max(p["max"] for p in parts)
     mp_max = float(np.nanmax(u)) if np.isfinite(u).any() or np.isinf(u).any() else 0.0
@@ -181,18 +176,15 @@ def run(backend: str | Callable[[], Any], function: str, device: str = "cpu", jo
     return {"function": function, "dtype": "float32", "quantity": "value", "grid": "exhaustive float32",
             "status": "measured", "budget_ulp": budget, "message": "",
             "points": count, "first_bits": first, "seconds": round(time.perf_counter() - begin, 1), "jobs": jobs,
-            "max_ulp": _num(max(mp_max, 0.0)), "max_ulp_screened": _num(screened_max),
+            "max_ulp": num(max(mp_max, 0.0)), "max_ulp_screened": num(screened_max),
             "max_ulp_finite": float(np.max(u[np.isfinite(u)], initial=0.0)),
             "worst": [{"input_hex": float(xs[i]).hex(), "input": repr(float(xs[i])), "expected_hex": float(e[i]).hex(),
-                       "got_hex": float(worst_got[i]).hex(), "ulp": _num(float(u[i]))}] if u.size else [],
+                       "got_hex": float(worst_got[i]).hex(), "ulp": num(float(u[i]))}] if u.size else [],
             "remeasured": int(u.size), "unmeasured": int(sum(p["unmeasured"] for p in parts)),
             "screen_check": {"sample": len(sample), "screen_differs_from_mpmath": int((su != 0).sum()),
-                             "screen_max_ulp_vs_mpmath": _num(float(np.nanmax(su)) if su.size else 0.0),
-                             "backend_max_ulp_on_sample": _num(float(np.nanmax(bu)) if bu.size else 0.0)},
+                             "screen_max_ulp_vs_mpmath": num(float(np.nanmax(su)) if su.size else 0.0),
+                             "backend_max_ulp_on_sample": num(float(np.nanmax(bu)) if bu.size else 0.0)},
             "histogram": hist,
             "profile": {"x": [b[0] for b in finite_bins[::step]],
-                        "max_ulp": [_num(max(bu_ for _, bu_ in finite_bins[k:k + step])) for k in range(0, len(finite_bins), step)]}}
+                        "max_ulp": [num(max(bu_ for _, bu_ in finite_bins[k:k + step])) for k in range(0, len(finite_bins), step)]}}
 
-
-def _num(v: float) -> float | str:
-    return "inf" if math.isinf(v) else float(v)

@@ -13,15 +13,18 @@ from __future__ import annotations
 from fractions import Fraction
 from typing import Mapping
 
+import functools
 import math
 
 import numpy as np
 
 from nnconform.spec import formula as F
 
-# No scipy here: the reference must import cheaply and only once (pytest's in-process runs re-import).
+@functools.cache
 def _erf_table() -> tuple:
-    """scipy's vectorised erf/erfc where installed (the float32 sweep screens 2**32 values), else math's."""
+    """scipy's vectorised erf/erfc where installed (the float32 sweep screens 2**32 values), else math's.
+
+    Imported on first use, not at import: the reference must import cheaply (pytest's in-process runs re-import)."""
     try:
         from scipy import special
         return special.erf, special.erfc

@@ -135,6 +135,11 @@ class Reference:
             return np.ones(shape)
         return self._approximate(spec, which, tree, inputs, cotangent, merged, shape, info(dtype))
 
+    def output_shape(self, spec: Spec, inputs: Mapping[str, np.ndarray],
+                     params: Mapping[str, ParamValue] | None = None) -> tuple:
+        """The shape of the function's value for these inputs (a cotangent's shape)."""
+        return self._output_shape(spec, inputs, self.params_for(spec, params))
+
     def flush(self) -> None:
         self.cache.flush()
 
