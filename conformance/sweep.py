@@ -302,7 +302,7 @@ class Sweeper:
         cond = self.reference.condition(spec, "value" if quantity == "value" else "gradient", sub, params,
                                         cotangent=gsub, dtype=dtype)
         with np.errstate(over="ignore", invalid="ignore"):
-            allowed = m.allowed[osub] * np.maximum(1.0, np.nan_tonum(cond, nan=np.inf))
+            allowed = m.allowed[osub] * np.maximum(1.0, np.nan_to_num(cond, nan=np.inf))
         out = over.copy()
         out[osub] = over[osub] & (m.ulp[osub] > allowed)
         return out
