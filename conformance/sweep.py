@@ -156,7 +156,8 @@ def monotone_violations(x: np.ndarray, y: np.ndarray, direction: str) -> dict[st
     xs, ys = x[keep][order], y[keep][order]
     if direction in ("decreasing", "nonincreasing"):
         ys = -ys
-    step = np.diff(ys)
+    with np.errstate(invalid="ignore"):               # inf - inf: judged below, not a warning
+        step = np.diff(ys)
     bad = np.flatnonzero(((step < 0) | np.isnan(step) & ~(np.isinf(ys[1:]) & (ys[1:] == ys[:-1]))) & (np.diff(xs) > 0))
     first = {"x_hex": [float(xs[bad[0]]).hex(), float(xs[bad[0] + 1]).hex()],
              "y_hex": [float(y[keep][order][bad[0]]).hex(), float(y[keep][order][bad[0] + 1]).hex()]} if bad.size else None

@@ -79,6 +79,25 @@ def _rounding(r: tuple, prec: int) -> int:
     return mag(r) - prec
 
 
+_HALF, _MINUS_HALF = (0, 1, -1, 1), (1, 1, -1, 1)
+
+
+def exp_mpf(x: tuple, prec: int, rnd: str = "n") -> tuple:
+    """mpf_exp, without its slow path for huge integer arguments; the result is within one ulp.
+
+    Above 600 bits, mpmath evaluates exp(n) for an integer n as e**n by repeated squaring: for
+    -x**2 with x a float64 near 1e300 that is 2,000 squarings of 3,000-bit numbers, 10 ms a
+    call, and most of the cold cost of a float64 grid (gelu's derivative at x < -40).  Written as
+    exp(x + 1/2) * exp(-1/2), the argument is not an integer and mpmath reduces it modulo log 2
+    instead.  The two extra roundings, at prec + 8 bits, add less than 2**-6 ulp; every caller
+    bounds its result by at least one ulp at prec.
+    """
+    if prec > 600 and x[1] and x[2] >= 0 and x[2] + x[3] > 8:
+        shifted = mpf_add(x, _HALF)                 # exact: x is an integer
+        return mpf_mul(mpf_exp(shifted, prec + 8), mpf_exp(_MINUS_HALF, prec + 8), prec, rnd)
+    return mpf_exp(x, prec, rnd)
+
+
 # ---------------------------------------------------------------- arithmetic
 
 def add(a: Scalar, b: Scalar, prec: int) -> Scalar:
@@ -186,7 +205,7 @@ def power(a: Scalar, c: Fraction, prec: int) -> Scalar:
 
 def _mpf_pow_frac(av: tuple, c: Fraction, prec: int) -> tuple:
     wp = prec + 10
-    return mpf_exp(mpf_mul(mpf_log(av, wp), _fraction(c, wp), wp), prec, "n")
+    return exp_mpf(mpf_mul(mpf_log(av, wp), _fraction(c, wp), wp), prec)
 
 
 def _fraction(c: Fraction, prec: int) -> tuple:
@@ -218,7 +237,7 @@ def f_exp(a: Scalar, prec: int) -> Scalar:
         raise NeedPrecision
     if ae is None and not av[1]:
         return fone, None
-    r = mpf_exp(av, prec + 2, "n")
+    r = exp_mpf(av, prec + 2)
     return _fn_result(r, prec, ae, mag(r))
 
 
@@ -232,7 +251,7 @@ def f_expm1(a: Scalar, prec: int) -> Scalar:
         return _near_zero_identity(av, ae, prec)
     # exp(x) - 1 cancels for small |x|; extra bits cover the loss.
     extra = max(0, -mag(av)) + 10
-    r = mpf_sub(mpf_exp(av, prec + extra), fone, prec + 2, "n")
+    r = mpf_sub(exp_mpf(av, prec + extra), fone, prec + 2, "n")
     return _fn_result(r, prec, ae, max(mag(r), 1) + 1)
 
 
@@ -324,10 +343,10 @@ def f_sigmoid(a: Scalar, prec: int) -> Scalar:
         return mpmath.mpf(0.5)._mpf_, None if ae is None else ae - 1
     wp = prec + 10
     if av[0]:   # x < 0: e / (1 + e) with e = exp(x) keeps the small result accurate
-        e = mpf_exp(av, wp)
+        e = exp_mpf(av, wp)
         r = mpf_div(e, radd(fone, e, wp), prec + 2, "n")
     else:
-        r = mpf_div(fone, radd(fone, mpf_exp(mpf_neg(av), wp), wp), prec + 2, "n")
+        r = mpf_div(fone, radd(fone, exp_mpf(mpf_neg(av), wp), wp), prec + 2, "n")
     x = abs(_to_float(av))
     slope = -2 if x < 2 else int(-x * _LOG2E) + 1       # sigmoid' <= min(1/4, exp(-|x|))
     return _fn_result(r, prec, ae, slope)

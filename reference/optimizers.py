@@ -223,7 +223,6 @@ class _Bound:
                 "==": np.equal, "!=": np.not_equal}[node.op](a, b)
 
     def call(self, node: F.Call, val: dict[str, np.ndarray], err: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        u = self.u
         if node.func == "where":
             c = self.condition(node.args[0], val, err)
             (a, ea), (b, eb) = self.bound(node.args[1], val, err), self.bound(node.args[2], val, err)

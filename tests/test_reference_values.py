@@ -175,3 +175,25 @@ def test_axis_parameter_moves_the_reduction() -> None:
 def test_maxout_groups() -> None:
     got = REF.value(SPECS["maxout"], {"x": np.array([[1.0, 4.0, -2.0, -3.0, 7.0, 7.5]])}, {"k": 3}).values
     assert got.tolist() == [[4.0, 7.5]]
+
+
+# exp_mpf takes mpmath's argument-reduction path where mpf_exp would square e thousands of
+# times (prec > 600, integer argument).  The independent value is that repeated-squaring path
+# itself, at 200 more bits: two algorithms, one answer, within one ulp at the target precision.
+@pytest.mark.parametrize("x", [-(2**40), -(10**300), -(3 * 10**200 + 7), 2**20 + 1, 10**5])
+@pytest.mark.parametrize("prec", [700, 2464])
+def test_exp_of_huge_integer_within_one_ulp(x: int, prec: int) -> None:
+    from mpmath.libmp import from_int, mpf_exp, mpf_sub
+    arg = from_int(x)
+    got = E.exp_mpf(arg, prec)
+    slow = mpf_exp(arg, prec + 200, "n")
+    assert E.mag(mpf_sub(got, slow)) <= E.mag(slow) - prec + 1
+
+
+def test_gelu_derivative_far_left_is_negative_zero() -> None:
+    # gelu'(x) = Phi(x) + x phi(x).  At x = -1e300 both terms are below 2**-(10**600); x phi(x)
+    # is negative and 1e300 times larger than Phi(x) (Mills' ratio: Phi(x) ~ phi(x)/|x|), so
+    # the exact value is a negative number far below the smallest subnormal: -0.0 in float64.
+    s = SPECS["gelu"]
+    g = REF.vjp(s, "x", {"x": np.array([-1e300])}, np.ones(1)).values[0]
+    assert g == 0 and math.copysign(1.0, g) < 0
