@@ -228,14 +228,52 @@ def check_value(ctx: Context, case: Case) -> None:
         params, inputs = example
         got = backend_value(ctx, spec, inputs, params, dtype)
         ref = ctx.reference.value(spec, inputs, params, dtype)
-        cond = ctx.reference.condition(spec, "value", inputs, params, dtype=dtype) if spec.condition is not None else None
-        m = _measure(got, ref, dtype, budget, cond, case, list(inputs.values()))
+        m = _measure(got, ref, dtype, budget, None, case, list(inputs.values()))
+        if spec.condition is not None and not m.ok:     # the condition widens the budget: needed only past it
+            cond = ctx.reference.condition(spec, "value", inputs, params, dtype=dtype, only=~(m.ratio <= 1))
+            m = _measure(got, ref, dtype, budget, cond, case, list(inputs.values()))
         worst.update(m, inputs, params)
         target(min(m.max_ratio, 1e9), label="error / allowed")
         if not m.ok:
             raise failure(ctx, case, m, inputs, params, "value against the exact reference", budget)
+    fixed = [(p, {spec.tensor_inputs[0]: x}) for p, x in fixed_grid_examples(spec, dtype)]
     run_search(ctx, case, with_params(spec, dtype, lambda p: input_strategy(spec, dtype, p)), body,
-               explicit=corner_examples(spec, dtype))
+               explicit=corner_examples(spec, dtype) + fixed)
+
+
+# Log-spaced magnitudes of the fixed grid: every binade in float32, every 4th in float64 (2,100 binades).
+GRID_BINADE_STEP = {"float32": 1, "float64": 4}
+
+
+def fixed_grid(spec: Spec, dtype: str) -> np.ndarray | None:
+    """Inputs that every seed runs, for an elementwise function of one input (None otherwise).
+
+    Every finite float16 and bfloat16 number; in float32 and float64, both signs of log-spaced
+    magnitudes from the smallest subnormal to the largest float, a 1/8 grid over [-40, 40], and
+    the extreme points.  A backend off by a few ULP at scattered inputs was found by 25 draws
+    under some seeds only, and the verdict moved with the seed (docs/NOTES.md, "Determinism").
+    In 16 bits this is exhaustive, so the verdict is exact; the 16-bit references ship with the
+    package (reference/shipped.py), so it costs milliseconds.
+    """
+    if spec.shape != "elementwise" or len(spec.tensor_inputs) != 1:
+        return None
+    first = spec.tensor_inputs[0]
+    domain = spec.domain(first)
+    if dtype in ("float16", "bfloat16"):
+        with np.errstate(invalid="ignore"):
+            x = S.all_bit_patterns(dtype).astype(np.float64)
+        pts = x[np.isfinite(x)]
+    else:
+        d = info(dtype)
+        mags = [math.ldexp(1.0, e) for e in range(d.min_subnormal_exp, d.emax + 1, GRID_BINADE_STEP[dtype])]
+        pts = np.concatenate([mags, np.negative(mags), BEND_GRID, extreme_points(spec, dtype, spec.default_params())])
+    kept = [v for v in np.unique(S.cast(pts, dtype).astype(np.float64)).tolist() if v in domain]
+    return S.cast(kept, dtype)
+
+
+def fixed_grid_examples(spec: Spec, dtype: str) -> list[tuple[dict[str, Any], np.ndarray]]:
+    grid = fixed_grid(spec, dtype)
+    return [] if grid is None else [(spec.default_params(), grid)]
 
 
 def corner_examples(spec: Spec, dtype: str) -> list[tuple[dict[str, Any], dict[str, np.ndarray]]]:
@@ -282,15 +320,20 @@ def check_gradient(ctx: Context, case: Case) -> None:
         params, (inputs, g) = example
         got = backend_vjp(ctx, spec, wrt, inputs, g, params, dtype)
         ref = ctx.reference.vjp(spec, wrt, inputs, g, params, dtype)
-        cond = _gradient_condition(ctx, spec, wrt, inputs, g, params, dtype)
-        m = _measure(got, ref, dtype, budget, cond, case, [*inputs.values(), g], exclude=_at_kinks(ctx, spec, wrt, inputs, params))
+        kinks = _at_kinks(ctx, spec, wrt, inputs, params)
+        m = _measure(got, ref, dtype, budget, None, case, [*inputs.values(), g], exclude=kinks)
+        if not m.ok:                                    # the condition widens the budget: needed only past it
+            cond = _gradient_condition(ctx, spec, wrt, inputs, g, params, dtype, only=~(m.ratio <= 1))
+            m = _measure(got, ref, dtype, budget, cond, case, [*inputs.values(), g], exclude=kinks)
         worst.update(m, inputs, params)
         target(min(m.max_ratio, 1e9), label="error / allowed")
         if not m.ok:
             raise failure(ctx, case, m, {**inputs, "g": g}, params, f"vector-Jacobian product with cotangent g = {show(g)}", budget)
-    run_search(ctx, case, with_params(spec, dtype, with_cotangent), body,
-               explicit=[(p, (inputs, S.fixed_cotangent(ctx.reference.value(spec, inputs, p, dtype).values.shape, dtype)))
-                         for p, inputs in gradient_corner_examples(spec, dtype)])
+    explicit = [(p, (inputs, S.fixed_cotangent(ctx.reference.value(spec, inputs, p, dtype).values.shape, dtype)))
+                for p, inputs in gradient_corner_examples(spec, dtype)]
+    if wrt == spec.tensor_inputs[0]:          # cotangent 1, as the sweeps use (and the shipped tables hold)
+        explicit += [(p, ({wrt: x}, S.cast(np.ones(x.shape), dtype))) for p, x in fixed_grid_examples(spec, dtype)]
+    run_search(ctx, case, with_params(spec, dtype, with_cotangent), body, explicit=explicit)
 
 
 BEND_GRID = np.linspace(-40.0, 40.0, 641)     # steps of 1/8 across the region where activations bend
@@ -344,7 +387,7 @@ def _at_kinks(ctx: Context, spec: Spec, wrt: str, inputs: dict[str, np.ndarray],
 
 
 def _gradient_condition(ctx: Context, spec: Spec, wrt: str, inputs: dict[str, np.ndarray], g: np.ndarray,
-                        params: dict[str, Any], dtype: str) -> np.ndarray | None:
+                        params: dict[str, Any], dtype: str, only: np.ndarray | None = None) -> np.ndarray | None:
     target_shape = np.asarray(inputs[wrt]).shape
     full_shape = np.asarray(inputs[spec.tensor_inputs[0]]).shape
     if target_shape != full_shape:
@@ -357,7 +400,7 @@ def _gradient_condition(ctx: Context, spec: Spec, wrt: str, inputs: dict[str, np
             return np.abs(terms).sum(axis=axes) / np.abs(terms.sum(axis=axes))
     if spec.gradient_condition is None:
         return None
-    return ctx.reference.condition(spec, "gradient", inputs, params, cotangent=g, dtype=dtype)
+    return ctx.reference.condition(spec, "gradient", inputs, params, cotangent=g, dtype=dtype, only=only)
 
 
 def _expand(spec: Spec, name: str, a: np.ndarray, full_shape: tuple) -> np.ndarray:
@@ -489,13 +532,19 @@ def check_properties(ctx: Context, case: Case) -> None:
             inputs = {**inputs, first: kept}
         x = inputs[first]
         got = backend_value(ctx, spec, inputs, params, dtype).astype(np.float64)
-        repro = ctx.adapter.repro(spec.name, inputs, params, dtype)
+
+        def repro(*at: float) -> str:
+            """The backend call at the offending inputs only (an example may hold every 16-bit number)."""
+            shown = {first: S.cast(list(at), dtype)} if spec.shape == "elementwise" else inputs
+            return ctx.adapter.repro(spec.name, shown, params, dtype)
         if prop == "range":
             from nnconform.spec.schema import parse_interval
             rng = parse_interval(props.range)
-            bad = [v for v in got.ravel() if not (v in rng)]
+            bad = [i for i, v in enumerate(got.ravel()) if not (v in rng)]
             if bad:
-                raise CheckFailure(f"{case.id}: output {short(bad[0])} outside the range {props.range}\n  repro: {repro}")
+                i = bad[0]
+                raise CheckFailure(f"{case.id}: output {short(got.ravel()[i])} at x = {short(float(x.ravel()[i]))} outside "
+                                   f"the range {props.range}\n  repro: {repro(float(x.ravel()[i]))}")
         elif prop == "monotone":
             order = np.argsort(x.astype(np.float64).ravel(), kind="stable")
             ys = got.ravel()[order]
@@ -506,7 +555,7 @@ def check_properties(ctx: Context, case: Case) -> None:
             if bad.size:
                 i = bad[0]
                 raise CheckFailure(f"{case.id}: not {props.monotone}: f({fmt(xs[i])}) = {fmt(ys[i])} > "
-                                   f"f({fmt(xs[i + 1])}) = {fmt(ys[i + 1])}\n  repro: {repro}")
+                                   f"f({fmt(xs[i + 1])}) = {fmt(ys[i + 1])}\n  repro: {repro(xs[i], xs[i + 1])}")
         elif prop == "symmetry":
             # f(-x) + s f(x) = c, measured against the size of the terms: 1 - sigmoid(40) cancels,
             # so a ULP of the tiny f(-x) would accuse a correct backend.
@@ -522,7 +571,7 @@ def check_properties(ctx: Context, case: Case) -> None:
                 i = bad[0]
                 raise CheckFailure(f"{case.id}: f(-x) = {short(mirrored.ravel()[i])} and f(x) = {short(got.ravel()[i])} "
                                    f"at x = {short(float(x.ravel()[i]))} break the {sym.kind} symmetry by "
-                                   f"{residual.ravel()[i]:.3g}\n  repro: {repro}")
+                                   f"{residual.ravel()[i]:.3g}\n  repro: {repro(float(x.ravel()[i]), -float(x.ravel()[i]))}")
         elif prop == "rows_sum_to":
             sums = got.sum(axis=-1)
             n = got.shape[-1]
@@ -530,8 +579,21 @@ def check_properties(ctx: Context, case: Case) -> None:
             bad = np.nonzero(np.abs(sums - props.rows_sum_to) > budget * n * eps)[0]
             if bad.size:
                 raise CheckFailure(f"{case.id}: a row sums to {sums[bad[0]]!r}, not {props.rows_sum_to} "
-                                   f"(allowed {budget} x {n} x eps)\n  repro: {repro}")
-    run_search(ctx, case, with_params(spec, dtype, lambda p: input_strategy(spec, dtype, p)), body)
+                                   f"(allowed {budget} x {n} x eps)\n  repro: {repro()}")
+    fixed = [(p, {spec.tensor_inputs[0]: _with_neighbours(spec, x, dtype)}) for p, x in fixed_grid_examples(spec, dtype)]
+    run_search(ctx, case, with_params(spec, dtype, lambda p: input_strategy(spec, dtype, p)), body, explicit=fixed)
+
+
+def _with_neighbours(spec: Spec, grid: np.ndarray, dtype: str) -> np.ndarray:
+    """The fixed grid plus, in float32 and float64, the next 4 numbers above each point of [-40, 40].
+
+    A monotonicity break is a pair of near neighbours; the 16-bit grid has every pair already.
+    """
+    if dtype in ("float16", "bfloat16"):
+        return grid
+    domain = spec.domain(spec.tensor_inputs[0])
+    near = [S.nudge(float(v), k, dtype) for v in S.cast(BEND_GRID, dtype).astype(np.float64) for k in range(1, 5)]
+    return S.cast(np.unique(np.concatenate([grid.astype(np.float64), [v for v in near if v in domain]])), dtype)
 
 
 def check_kink(ctx: Context, case: Case) -> None:

@@ -21,7 +21,7 @@ from nnconform.reference import Reference, ReferenceCache, shipped
 from nnconform.spec import Spec, load_all
 
 from . import strategies as S
-from .sweep import all_bit_patterns, exhaustive, in_processes, sweepable
+from .sweep import exhaustive, in_processes, sweepable
 
 QUANTITIES = ("value", "gradient")
 
@@ -36,7 +36,7 @@ def wanted(specs: dict[str, Any]) -> list[tuple[str, str, str]]:
 def compute(spec: Spec, dtype: str, quantity: str) -> tuple[tuple, dict]:
     """One table, computed as the sweep computes it (`Sweeper.run`), in a cache of its own."""
     ref = Reference(ReferenceCache(persistent=False))
-    x = all_bit_patterns(dtype)
+    x = S.all_bit_patterns(dtype)
     name = spec.tensor_inputs[0]
     params = spec.default_params()
     with np.errstate(invalid="ignore", over="ignore"):

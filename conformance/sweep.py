@@ -62,10 +62,6 @@ def exhaustive(spec: Spec, dtype: str) -> bool:
     return dtype in ("float16", "bfloat16") and spec.shape == "elementwise" and len(spec.tensor_inputs) == 1
 
 
-def all_bit_patterns(dtype: str) -> np.ndarray:
-    return np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(info(dtype).np_dtype)
-
-
 def grid_points(spec: Spec, dtype: str) -> np.ndarray:
     """The deterministic grid for one input (sorted, in the dtype, inside the input's domain)."""
     d = info(dtype)
@@ -213,7 +209,7 @@ class Sweeper:
     def inputs(self, spec: Spec, dtype: str) -> tuple[np.ndarray, dict[str, np.ndarray], str]:
         """The swept points (float64), the inputs the function gets, and the grid's name."""
         if exhaustive(spec, dtype):
-            x = all_bit_patterns(dtype)
+            x = S.all_bit_patterns(dtype)
             grid = "exhaustive"
         else:
             x = grid_points(spec, dtype)

@@ -35,7 +35,8 @@ def file_name(key: tuple) -> str:
 
 
 def _patterns(dtype: str) -> np.ndarray:
-    """Every bit pattern of the dtype, in bit order; the inputs of a shipped table, which stores none."""
+    """Every bit pattern of the dtype, in bit order (as strategies.all_bit_patterns, which the reference
+    may not import): the inputs of a shipped table, which stores none."""
     return np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(info(dtype).np_dtype)
 
 
