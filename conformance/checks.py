@@ -134,10 +134,12 @@ def worst_inputs(spec: Spec, inputs: dict[str, np.ndarray], index: int) -> dict[
     """The smallest input that shows the failure: one element, or one row for vector functions."""
     first = spec.tensor_inputs[0]
     x = np.asarray(inputs[first])
-    if len(inputs) > 1 or x.ndim == 0:
+    if x.ndim == 0:
         return inputs
-    if spec.shape == "elementwise":
-        return {first: x.ravel()[index:index + 1]}
+    if spec.family == "activation" and spec.shape == "elementwise" and all(np.asarray(a).shape == x.shape for a in inputs.values()):
+        return {k: np.asarray(a).ravel()[index:index + 1] for k, a in inputs.items()}     # x, and a cotangent g
+    if len(inputs) > 1:
+        return inputs
     if x.ndim == 2 and spec.doc.output == "same":
         return {first: x[index // x.shape[1]][None, :]}
     return inputs
@@ -267,7 +269,8 @@ def fixed_grid(spec: Spec, dtype: str) -> np.ndarray | None:
         d = info(dtype)
         mags = [math.ldexp(1.0, e) for e in range(d.min_subnormal_exp, d.emax + 1, GRID_BINADE_STEP[dtype])]
         pts = np.concatenate([mags, np.negative(mags), BEND_GRID, extreme_points(spec, dtype, spec.default_params())])
-    kept = [v for v in np.unique(S.cast(pts, dtype).astype(np.float64)).tolist() if v in domain]
+    bits = np.unique(S.cast(pts, dtype).astype(np.float64).view(np.uint64))       # by bits: -0.0 stays beside 0.0
+    kept = [v for v in np.sort(bits.view(np.float64)).tolist() if v in domain]
     return S.cast(kept, dtype)
 
 

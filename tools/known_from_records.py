@@ -1,7 +1,7 @@
 """Write a backend's known-discrepancy list from a run's records and hand-written reasons.
 
     pytest conformance --backend=torch --known=/dev/null-list.yaml --report=raw   # every finding fails
-    python tools/known_from_records.py raw/torch-cpu.json reasons.yaml conformance/known/torch.yaml
+    python tools/known_from_records.py raw/torch-cpu.json reasons.yaml [more-reasons.yaml ...] conformance/known/torch.yaml
 
 `reasons.yaml` maps "function/check" (or "function/check/label" for checks about one input,
 a parameter or a property; "*" for any function; "...@float64" for one dtype only) to
@@ -72,9 +72,14 @@ def load_reasons(path: Path) -> tuple[dict[str, dict[str, Any]], dict[tuple[str,
     return reasons, by_dtype
 
 
-def build(records_path: Path, reasons_path: Path) -> tuple[list[dict[str, Any]], list[str], str]:
+def build(records_path: Path, *reasons_paths: Path) -> tuple[list[dict[str, Any]], list[str], str]:
     run = json.loads(records_path.read_text())
-    reasons, by_dtype = load_reasons(reasons_path)
+    reasons: dict[str, dict[str, Any]] = {}
+    by_dtype: dict[tuple[str, str], dict[str, Any]] = {}
+    for path in reasons_paths:                  # the first file that gives a reason wins
+        more, more_by_dtype = load_reasons(path)
+        reasons = {**more, **reasons}
+        by_dtype = {**more_by_dtype, **by_dtype}
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = collections.OrderedDict()
     for r in sorted((r for r in run["records"] if r["status"] == "fail"), key=lambda r: (r["function"], r["check"], r["id"])):
         parts = r["id"].split(" ", 2)
@@ -125,15 +130,15 @@ def _entry(fn: str, check: str, label: str, rs: list[dict[str, Any]], why: dict[
 
 
 def main() -> None:
-    if len(sys.argv) != 4:
+    if len(sys.argv) < 4:
         sys.exit(__doc__)
-    entries, missing, who = build(Path(sys.argv[1]), Path(sys.argv[2]))
+    entries, missing, who = build(Path(sys.argv[1]), *(Path(a) for a in sys.argv[2:-1]))
     header = (f"# Known discrepancies of {who}.\n# Each entry: what differs, why, the measured evidence and an upstream "
               "link where one exists.\n# Matched tests are strict xfails; an upstream fix makes them XPASS and the "
               "entry must go.\n")
-    Path(sys.argv[3]).write_text(header + yaml.safe_dump(entries, sort_keys=False, width=120, allow_unicode=True,
+    Path(sys.argv[-1]).write_text(header + yaml.safe_dump(entries, sort_keys=False, width=120, allow_unicode=True,
                                                          default_flow_style=None))
-    print(f"{len(entries)} entries written to {sys.argv[3]}")
+    print(f"{len(entries)} entries written to {sys.argv[-1]}")
     if missing:
         print("failures without a reason (left out):", *sorted(set(missing)), sep="\n  ")
 
