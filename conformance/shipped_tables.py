@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from nnconform.reference import Reference, ReferenceCache, shipped
+from nnconform.reference.dtypes import all_bit_patterns
 from nnconform.spec import Spec, load_all
 
 from . import strategies as S
@@ -36,7 +37,7 @@ def wanted(specs: dict[str, Any]) -> list[tuple[str, str, str]]:
 def compute(spec: Spec, dtype: str, quantity: str) -> tuple[tuple, dict]:
     """One table, computed as the sweep computes it (`Sweeper.run`), in a cache of its own."""
     ref = Reference(ReferenceCache(persistent=False))
-    x = S.all_bit_patterns(dtype)
+    x = all_bit_patterns(dtype)
     name = spec.tensor_inputs[0]
     params = spec.default_params()
     with np.errstate(invalid="ignore", over="ignore"):

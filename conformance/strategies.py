@@ -31,11 +31,6 @@ def cast(values: Any, dtype: str) -> np.ndarray:
         return np.asarray(values, dtype=np.float64).astype(info(dtype).np_dtype)
 
 
-def all_bit_patterns(dtype: str) -> np.ndarray:
-    """Every number of a 16-bit dtype, NaNs and infinities included, in bit order."""
-    return np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(info(dtype).np_dtype)
-
-
 def representable(v: float, dtype: str) -> float:
     return float(cast([v], dtype)[0])
 

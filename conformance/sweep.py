@@ -34,7 +34,7 @@ import numpy as np
 
 from nnconform.adapters.base import Adapter, NotProvided
 from nnconform.reference import Reference, ReferenceCache
-from nnconform.reference.dtypes import info
+from nnconform.reference.dtypes import all_bit_patterns, info
 from nnconform.spec import Spec
 
 from . import strategies as S
@@ -209,7 +209,7 @@ class Sweeper:
     def inputs(self, spec: Spec, dtype: str) -> tuple[np.ndarray, dict[str, np.ndarray], str]:
         """The swept points (float64), the inputs the function gets, and the grid's name."""
         if exhaustive(spec, dtype):
-            x = S.all_bit_patterns(dtype)
+            x = all_bit_patterns(dtype)
             grid = "exhaustive"
         else:
             x = grid_points(spec, dtype)

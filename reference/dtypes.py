@@ -46,6 +46,11 @@ def info(dtype: str | np.dtype) -> DtypeInfo:
         raise ValueError(f"unsupported dtype {name!r}; supported: {', '.join(DTYPE_INFO)}") from None
 
 
+def all_bit_patterns(dtype: str) -> np.ndarray:
+    """Every number of a 16-bit dtype, NaNs and infinities included, in bit order."""
+    return np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(info(dtype).np_dtype)
+
+
 def round_mpf(value: MpfTuple, dtype: DtypeInfo) -> float:
     """Round an exact mpmath value to the nearest `dtype` number (ties to even); returns it as a Python float."""
     if value == fzero:

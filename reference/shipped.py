@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .cache import UNCERTAIN_BITS
-from .dtypes import info
+from .dtypes import all_bit_patterns, info
 
 DIRECTORY = Path(__file__).parent / "tables"
 SHIPPED_DTYPES = ("float16", "bfloat16")
@@ -34,15 +34,9 @@ def file_name(key: tuple) -> str:
     return f"{name}-{quantity.replace(':', '_')}-{dtype}.npz"
 
 
-def _patterns(dtype: str) -> np.ndarray:
-    """Every bit pattern of the dtype, in bit order (as strategies.all_bit_patterns, which the reference
-    may not import): the inputs of a shipped table, which stores none."""
-    return np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(info(dtype).np_dtype)
-
-
 def _keys(dtype: str, rest: tuple) -> list:
     with np.errstate(invalid="ignore"):                               # NaN patterns are inputs too
-        x = _patterns(dtype).astype(np.float64).view(np.uint64).tolist()     # as the engine keys its inputs
+        x = all_bit_patterns(dtype).astype(np.float64).view(np.uint64).tolist()     # as the engine keys its inputs
     return x if not rest else [(k, *rest) for k in x]
 
 
