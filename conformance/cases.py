@@ -87,6 +87,22 @@ def shape_point(spec: Spec, x: np.ndarray) -> np.ndarray:
     return x
 
 
+def stability_points(spec: Spec, dtype: str) -> list[tuple[dict[str, Any], np.ndarray, str]]:
+    """The spec's stability inputs as (params, x in the dtype, why); a row of a vector function is (1, n)."""
+    out = []
+    defaults = spec.default_params()
+    for entry in spec.doc.stability:
+        params = {**defaults, **{k: number(v) for k, v in entry.params.items()}}
+        for item in entry.x:
+            raw = np.asarray([number(v) for v in item] if isinstance(item, list) else [number(item)], dtype=np.float64)
+            with np.errstate(over="ignore"):
+                x = shape_point(spec, cast(raw, dtype).astype(np.float64))
+            if spec.shape != "elementwise":
+                x = x.reshape(1, -1)
+            out.append((params, x, entry.why))
+    return out
+
+
 class CaseBuilder:
     def __init__(self, adapter: Adapter, reference: Reference, dtypes: Iterable[str], checks: Iterable[str]) -> None:
         self.adapter = adapter
@@ -157,18 +173,10 @@ class CaseBuilder:
 
     def stability(self, spec: Spec, dtype: str) -> list[Case]:
         out = []
-        defaults = spec.default_params()
-        for entry in spec.doc.stability:
-            params = {**defaults, **{k: number(v) for k, v in entry.params.items()}}
-            for item in entry.x:
-                raw = np.asarray([number(v) for v in item] if isinstance(item, list) else [number(item)], dtype=np.float64)
-                with np.errstate(over="ignore"):
-                    x = shape_point(spec, cast(raw, dtype).astype(np.float64))
-                if spec.shape != "elementwise":
-                    x = x.reshape(1, -1)
-                label = " ".join(p for p in (_params_label(spec, params), f"x={show(x)}") if p)
-                label += f" -> {self._expected(spec, x, params, dtype)}"
-                out.append(Case(spec, dtype, "stability", label, inputs=x, params=params, extra=entry.why))
+        for params, x, why in stability_points(spec, dtype):
+            label = " ".join(p for p in (_params_label(spec, params), f"x={show(x)}") if p)
+            label += f" -> {self._expected(spec, x, params, dtype)}"
+            out.append(Case(spec, dtype, "stability", label, inputs=x, params=params, extra=why))
         return out
 
     def special(self, spec: Spec, dtype: str) -> list[Case]:

@@ -1,6 +1,6 @@
 """Determinism: the same verdicts under different Hypothesis seeds.
 
-    python -m nnconform.conformance.determinism --backend numpy [--seeds 0,1,2,3,4] [--jobs 2] [pytest args...]
+    python -m nnconform.conformance.determinism --backend numpy [--seeds 0,1,2,3,4] [--jobs 2] [--keep DIR] [pytest args...]
 
 runs the `ci` profile of the conformance suite once per seed (each in a fresh
 process, with `--conformance-seed=N`), then compares the status of every test
@@ -55,11 +55,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--backend", required=True)
     parser.add_argument("--seeds", default="0,1,2,3,4")
     parser.add_argument("--jobs", type=int, default=2, help="runs at once (each is one process)")
+    parser.add_argument("--keep", type=Path, help="keep each seed's report here (DIR/seedN), e.g. to refresh a known list")
     args, extra = parser.parse_known_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
+        out = args.keep or Path(tmp)
         with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-            results = dict(zip(seeds, pool.map(lambda s: run_seed(args.backend, s, Path(tmp), extra), seeds)))
+            results = dict(zip(seeds, pool.map(lambda s: run_seed(args.backend, s, out, extra), seeds)))
     runs = {s: r[1] for s, r in results.items()}
     for s, (code, verdicts, seconds) in results.items():
         counts: dict[str, int] = {}

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Annotated, Literal, Union
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 DTYPES: tuple[str, ...] = ("float64", "float32", "float16", "bfloat16")
@@ -48,6 +49,12 @@ class Interval:
         above = v >= self.lo if self.lo_closed else v > self.lo
         below = v <= self.hi if self.hi_closed else v < self.hi
         return above and below
+
+    def mask(self, v: np.ndarray) -> np.ndarray:
+        """Elementwise membership, for grids of a few hundred thousand points."""
+        above = v >= self.lo if self.lo_closed else v > self.lo
+        below = v <= self.hi if self.hi_closed else v < self.hi
+        return above & below
 
     def __str__(self) -> str:
         return f"{'[' if self.lo_closed else '('}{self.lo:g}, {self.hi:g}{']' if self.hi_closed else ')'}"
