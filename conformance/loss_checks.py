@@ -231,8 +231,9 @@ def _sample_values(spec: Spec, name: str, dtype: str, rng: np.random.Generator, 
     dom = spec.domain(name)
     lo, hi = S.finite_bounds(dom, dtype)
     ranges = [(-40.0, 40.0), (-8192.0, 8192.0)] + ([(-2.0 ** -10, 2.0 ** -10)] if tiny else [])
-    parts: list[tuple[float, float] | float] = [(max(lo, a), min(hi, b)) for a, b in ranges if max(lo, a) < min(hi, b)]
-    parts += [v for v in (0.0, 1.0, -1.0, 0.5) if v in dom]
+    parts: list[tuple[float, float] | list[float]] = [(max(lo, a), min(hi, b)) for a, b in ranges if max(lo, a) < min(hi, b)]
+    specials = [v for v in (0.0, 1.0, -1.0, 0.5) if v in dom]
+    parts += [specials] if specials else []
     x = S.cast(S.mixture(rng, parts, 2 * n), dtype)
     wide = x.astype(np.float64)
     kept = x[np.isfinite(wide) & dom.mask(wide)]

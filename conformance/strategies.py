@@ -162,8 +162,8 @@ def fixed_rng(*key: str) -> np.random.Generator:
     return np.random.default_rng(zlib.crc32("/".join(key).encode()))
 
 
-def mixture(rng: np.random.Generator, parts: Sequence[tuple[float, float] | float], n: int) -> np.ndarray:
-    """n values, each from a part chosen uniformly: uniform over a (lo, hi) range, or a constant.
+def mixture(rng: np.random.Generator, parts: Sequence[tuple[float, float] | list[float] | float], n: int) -> np.ndarray:
+    """n values, each from a part chosen uniformly: uniform over a (lo, hi) range, one of a list, or a constant.
 
     The fixed samples mirror the draws' mixtures with plain uniform draws: many more values than
     25 examples hold, the same under every seed, so a finding at scattered inputs that the draws
@@ -173,5 +173,10 @@ def mixture(rng: np.random.Generator, parts: Sequence[tuple[float, float] | floa
     out = np.empty(n)
     for k, part in enumerate(parts):
         sel = which == k
-        out[sel] = rng.uniform(part[0], part[1], int(sel.sum())) if isinstance(part, tuple) else part
+        if isinstance(part, tuple):
+            out[sel] = rng.uniform(part[0], part[1], int(sel.sum()))
+        elif isinstance(part, list):
+            out[sel] = rng.choice(np.asarray(part, dtype=np.float64), int(sel.sum()))
+        else:
+            out[sel] = part
     return out
