@@ -142,3 +142,21 @@ def test_the_wide_grids_reach_both_ends_and_the_bend() -> None:
     assert x.min() == -np.finfo(np.float64).max and x.max() == np.finfo(np.float64).max
     assert np.isin(BEND_GRID, x).all() and (x == 5e-324).any()
     assert fixed_grid(SPECS["softmax"], "float64") is None          # rows: the value check's corners cover them
+
+
+def softmax_vjp_off_at_scattered_rows(x: np.ndarray, g: np.ndarray, axis: int) -> np.ndarray:
+    """softmax's vector-Jacobian product, 2^-30 high (relative) in every row holding an entry whose
+    fractional part lies in [0.3, 0.31): about one row in 30 of uniform draws, fewer of Hypothesis's."""
+    y = sp.softmax(x, axis=axis)
+    vjp = y * (g - np.sum(g * y, axis=axis, keepdims=True))
+    frac = np.mod(np.where(np.isfinite(x), x, 0.0), 1.0)
+    odd = ((frac >= 0.3) & (frac < 0.31)).any(axis=axis, keepdims=True)
+    return np.where(odd, vjp * (1 + 2.0 ** -30), vjp)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
+def test_a_softmax_gradient_wrong_in_scattered_rows_fails_under_every_seed(seed: int, tmp_path: Path) -> None:
+    from .test_checks_catch_broken_adapters import HandAdapter
+    adapter = HandAdapter({"softmax": Op(lambda x, axis: sp.softmax(x, axis=axis), "scipy.special.softmax", "s({x})")},
+                          {"softmax": softmax_vjp_off_at_scattered_rows})
+    assert outcome(adapter, "softmax", "float64", "gradient", seed, tmp_path).startswith("softmax[float64] gradient d/dx: ")
