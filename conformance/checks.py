@@ -357,6 +357,8 @@ def check_gradient(ctx: Context, case: Case) -> None:
                 for p, inputs in gradient_corner_examples(spec, dtype)]
     if wrt == spec.tensor_inputs[0]:          # cotangent 1, as the sweeps use (and the shipped tables hold)
         explicit += [(p, ({wrt: x}, S.cast(np.ones(x.shape), dtype))) for p, x in fixed_grid_examples(spec, dtype)]
+    if spec.shape == "vector":
+        explicit.append((spec.default_params(), sample_rows(spec, dtype)))
     run_search(ctx, case, with_params(spec, dtype, with_cotangent), body, explicit=explicit)
 
 
@@ -372,7 +374,7 @@ def gradient_corner_examples(spec: Spec, dtype: str) -> list[tuple[dict[str, Any
     """
     if spec.shape == "vector":
         rows = {spec.tensor_inputs[0]: S.cast(_gradient_rows(dtype), dtype)}
-        return [(spec.default_params(), rows), (spec.default_params(), {spec.tensor_inputs[0]: sample_rows(spec, dtype)})]
+        return [(spec.default_params(), rows)]
     corners = corner_examples(spec, dtype)
     if not corners:
         return []
@@ -387,14 +389,18 @@ def gradient_corner_examples(spec: Spec, dtype: str) -> list[tuple[dict[str, Any
 SAMPLE_ROWS = 1024
 
 
-def sample_rows(spec: Spec, dtype: str) -> np.ndarray:
-    """1,024 rows of 3 from the draws' own mixture (|x| < 40, |x| < 1e4, -inf), the same under every seed.
+def sample_rows(spec: Spec, dtype: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """(inputs, cotangent): 1,024 rows of 3 from the draws' own mixture (|x| < 40, |x| < 1e4, -inf),
+    with the explicit examples' cotangent, the same under every seed.
 
-    JAX's bfloat16 softmax gradient is 9 ULP off (the budget is 8) at an entry of 7e-13 in the row
-    [1.05, -23.6, -0]: 100 drawn rows reached such a row under one seed of five.
+    A finding in a few rows of a thousand is then the same verdict whatever the seed.  Cotangents
+    stay fixed: drawn tiny cotangents (1e-33 beside 2) make results whose error the spec's
+    gradient conditions do not yet model (docs/NOTES.md, issue 8).
     """
     x = S.mixture(S.fixed_rng(spec.name, dtype, "rows"), [(-40.0, 40.0), (-1e4, 1e4), -math.inf], 3 * SAMPLE_ROWS)
-    return S.rows_without_all_masked(S.cast(x, dtype).reshape(SAMPLE_ROWS, 3))
+    rows = S.rows_without_all_masked(S.cast(x, dtype).reshape(SAMPLE_ROWS, 3))
+    width = 1 if spec.doc.output == "reduced" else 3                       # logsumexp: one value a row
+    return {spec.tensor_inputs[0]: rows}, S.fixed_cotangent((SAMPLE_ROWS, width), dtype)
 
 
 def _gradient_rows(dtype: str) -> np.ndarray:
