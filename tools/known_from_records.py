@@ -40,7 +40,9 @@ def evidence(r: dict[str, Any], backend: str, version: str) -> str:
     for key in ("input", "expected", "got"):
         m = re.search(rf"^\s*{key}:\s*(.*)$", message, re.M)
         if m:
-            parts.append(f"{key} {m.group(1).split('  (exact')[0].strip()}")
+            text = m.group(1).split('  (exact')[0].strip()
+            # a reduced loss over the fixed sample names 512 inputs: the record has them all
+            parts.append(f"{key} {text if len(text) <= 240 else text[:240] + ' ...'}")
     if not parts:
         return first[:300]
     return f"{r['id'].split(' ')[0]}: " + "; ".join(parts) + f" ({backend} {version}, {r.get('device', 'cpu')})"
