@@ -225,11 +225,12 @@ def sample_examples(spec: Spec, dtype: str, cfg: Config) -> list[tuple[dict[str,
             dist = parts / parts.sum(axis=1, keepdims=True)
             # Hypothesis's floats also give entries at the bottom of the normal range (JAX's float32
             # kl_div target gradient drops the cotangent's term for a target of 1.18e-38): one row in 4
-            # holds one, the rest of the row unchanged.
+            # holds one, and is normalised again, as every drawn row is (a target summing to less
+            # than 1 would accuse TensorFlow's softmax - t of a convention no framework keeps).
             tiny = 2.0 ** info(dtype).emin * np.asarray([1.0, 1.0 + 2.0 ** -8, 2.0])
             rows = np.nonzero(rng.random(SAMPLE_ROWS) < 0.25)[0]
             dist[rows, rng.integers(0, CLASSES, rows.size)] = rng.choice(tiny, rows.size)
-            inputs[name] = S.cast(dist, dtype)
+            inputs[name] = S.cast(dist / dist.sum(axis=1, keepdims=True), dtype)
     return [(spec.default_params(), inputs)]
 
 
