@@ -373,8 +373,7 @@ def gradient_corner_examples(spec: Spec, dtype: str) -> list[tuple[dict[str, Any
     verdict then depended on the seed.  A grid with cotangent 1 reaches it under every seed.
     """
     if spec.shape == "vector":
-        rows = {spec.tensor_inputs[0]: S.cast(_gradient_rows(dtype), dtype)}
-        return [(spec.default_params(), rows)]
+        return [(spec.default_params(), {spec.tensor_inputs[0]: S.cast(_gradient_rows(dtype), dtype)})]
     corners = corner_examples(spec, dtype)
     if not corners:
         return []
@@ -397,7 +396,7 @@ def sample_rows(spec: Spec, dtype: str) -> tuple[dict[str, np.ndarray], np.ndarr
     stay fixed: drawn tiny cotangents (1e-33 beside 2) make results whose error the spec's
     gradient conditions do not yet model (docs/NOTES.md, issue 8).
     """
-    x = S.mixture(S.fixed_rng(spec.name, dtype, "rows"), [(-40.0, 40.0), (-1e4, 1e4), -math.inf], 3 * SAMPLE_ROWS)
+    x = S.mixture(S.fixed_rng(spec.name, dtype, "rows"), [*S.ROW_RANGES, -math.inf], 3 * SAMPLE_ROWS)
     rows = S.rows_without_all_masked(S.cast(x, dtype).reshape(SAMPLE_ROWS, 3))
     width = 1 if spec.doc.output == "reduced" else 3                       # logsumexp: one value a row
     return {spec.tensor_inputs[0]: rows}, S.fixed_cotangent((SAMPLE_ROWS, width), dtype)

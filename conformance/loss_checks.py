@@ -43,6 +43,14 @@ def run_search(ctx: Context, case: Case, strategy: st.SearchStrategy[Any], body:
 
 # ---------------------------------------------------------------- inputs
 
+def _element_parts(spec: Spec, name: str, dtype: str, tiny: bool) -> tuple[list[tuple[float, float]], list[float]]:
+    """The ranges (clipped to the domain's finite bounds) and special values of `_element`'s mixture,
+    shared with the fixed sample so that the sample stands for the draws."""
+    lo, hi = S.finite_bounds(spec.domain(name), dtype)
+    ranges = [(-40.0, 40.0), (-8192.0, 8192.0)] + ([(-2.0 ** -10, 2.0 ** -10)] if tiny else [])
+    return [(max(lo, a), min(hi, b)) for a, b in ranges if max(lo, a) < min(hi, b)], [0.0, 1.0, -1.0, 0.5]
+
+
 def _element(spec: Spec, name: str, dtype: str, tiny: bool = True) -> st.SearchStrategy[float]:
     """Values up to 8192 in size: where losses bend, large, and (elementwise) tiny or subnormal.
 
@@ -52,11 +60,9 @@ def _element(spec: Spec, name: str, dtype: str, tiny: bool = True) -> st.SearchS
     inputs, checked one by one.
     """
     dom = spec.domain(name)
-    lo, hi = S.finite_bounds(dom, dtype)
-    ranges = [(-40.0, 40.0), (-8192.0, 8192.0)] + ([(-2.0 ** -10, 2.0 ** -10)] if tiny else [])
-    parts = [st.floats(max(lo, a), min(hi, b), width=S.WIDTH[dtype], allow_nan=False, allow_subnormal=True)
-             for a, b in ranges if max(lo, a) < min(hi, b)]
-    parts.append(st.sampled_from([0.0, 1.0, -1.0, 0.5]))
+    ranges, specials = _element_parts(spec, name, dtype, tiny)
+    parts = [st.floats(a, b, width=S.WIDTH[dtype], allow_nan=False, allow_subnormal=True) for a, b in ranges]
+    parts.append(st.sampled_from(specials))
     return st.one_of(parts).map(lambda v: S.representable(v, dtype)).filter(lambda v: math.isfinite(v) and v in dom)
 
 
@@ -237,11 +243,9 @@ def sample_examples(spec: Spec, dtype: str, cfg: Config) -> list[tuple[dict[str,
 def _sample_values(spec: Spec, name: str, dtype: str, rng: np.random.Generator, n: int, tiny: bool) -> np.ndarray:
     """n values of `_element`'s mixture, drawn with `rng`: in the domain, finite in the dtype."""
     dom = spec.domain(name)
-    lo, hi = S.finite_bounds(dom, dtype)
-    ranges = [(-40.0, 40.0), (-8192.0, 8192.0)] + ([(-2.0 ** -10, 2.0 ** -10)] if tiny else [])
-    parts: list[tuple[float, float] | list[float]] = [(max(lo, a), min(hi, b)) for a, b in ranges if max(lo, a) < min(hi, b)]
-    specials = [v for v in (0.0, 1.0, -1.0, 0.5) if v in dom]
-    parts += [specials] if specials else []
+    ranges, specials = _element_parts(spec, name, dtype, tiny)
+    inside = [v for v in specials if v in dom]
+    parts: list[tuple[float, float] | list[float]] = [*ranges, *([inside] if inside else [])]
     x = S.cast(S.mixture(rng, parts, 2 * n), dtype)
     wide = x.astype(np.float64)
     kept = x[np.isfinite(wide) & dom.mask(wide)]
