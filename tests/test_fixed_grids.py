@@ -160,3 +160,36 @@ def test_a_softmax_gradient_wrong_in_scattered_rows_fails_under_every_seed(seed:
     adapter = HandAdapter({"softmax": Op(lambda x, axis: sp.softmax(x, axis=axis), "scipy.special.softmax", "s({x})")},
                           {"softmax": softmax_vjp_off_at_scattered_rows})
     assert outcome(adapter, "softmax", "float64", "gradient", seed, tmp_path).startswith("softmax[float64] gradient d/dx: ")
+
+
+def textbook_softmax_vjp(x: np.ndarray, g: np.ndarray, axis: int) -> np.ndarray:
+    """y (g - <g, y>), every operation rounded in x's dtype: what any backend may do."""
+    m = np.max(np.where(np.isfinite(x), x, -np.inf), axis=axis, keepdims=True)
+    e = np.exp(x - m)
+    y = e / np.sum(e, axis=axis, keepdims=True)
+    return y * (g - np.sum(g * y, axis=axis, keepdims=True))
+
+
+def textbook_log_softmax_vjp(x: np.ndarray, g: np.ndarray, axis: int) -> np.ndarray:
+    """g - exp(y) sum(g) with y = (x - max) - log(sum(exp(x - max))), rounded in x's dtype."""
+    m = np.max(x, axis=axis, keepdims=True)
+    y = (x - m) - np.log(np.sum(np.exp(x - m), axis=axis, keepdims=True))
+    return g - np.exp(y) * np.sum(g, axis=axis, keepdims=True)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("function, vjp, forward", [
+    ("softmax", textbook_softmax_vjp, sp.softmax),
+    ("log_softmax", textbook_log_softmax_vjp, sp.log_softmax),
+])
+def test_a_textbook_backward_pass_rounded_in_the_dtype_passes(function: str, vjp: Any, forward: Any, dtype: str,
+                                                             tmp_path: Path) -> None:
+    # The fixed row sample draws cotangents as Hypothesis does, tiny ones included.  A gradient
+    # condition that left out the error each y_j brings into <g, y> (softmax), or the absolute
+    # error of a cancelling sum(g) (log_softmax), accused these plain formulas: softmax float64 at
+    # the row [-5.03, 365.7, 4.26], g = [-1, 0, 3e-24], whose <g, y> is e^-370.7 (x - max carries
+    # eps x 370 into it); log_softmax float64 at g = [1, -1.2e-36, -1], which sums to 0.
+    from .test_checks_catch_broken_adapters import HandAdapter
+    adapter = HandAdapter({function: Op(lambda x, axis: forward(x, axis=axis), f"scipy.special.{function}", "f({x})")},
+                          {function: vjp})
+    assert outcome(adapter, function, dtype, "gradient", 0, tmp_path) == "pass"
