@@ -81,14 +81,32 @@ def subnormal_mask(expected: np.ndarray, inputs: list[np.ndarray], dtype: str) -
     mask = (e > 0) & (e < tiny)
     for a in inputs:
         a = np.abs(np.asarray(a, dtype=np.float64))
-        sub = (a > 0) & (a < tiny)
-        if sub.shape == mask.shape:
-            mask |= sub
-        elif sub.ndim == mask.ndim and sub.ndim >= 1 and sub.shape[:-1] == mask.shape[:-1]:
-            mask |= sub.any(axis=-1, keepdims=True)          # a row with a subnormal entry
-        elif sub.size and sub.any():
-            mask |= True
+        mask |= spread((a > 0) & (a < tiny), mask.shape)
     return mask
+
+
+def near_underflow(cotangent: np.ndarray, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    """Elements of a vector-Jacobian product whose cotangent is within `precision` binades of underflow.
+
+    The backward pass multiplies such a cotangent by factors below 1, and a product below the
+    smallest normal number is a subnormal intermediate: XLA's CPU backend flushes it to zero
+    (JAX's tanh'(-0.334) in bfloat16 with g = 2.7e-38 forms e = g (1 - y), then e y = -1.2e-38,
+    flushes that and returns 47% too much).  That is gradual underflow, the subnormal check's
+    subject, not the gradient's accuracy; above the threshold a flushed product is below one
+    ULP of the result's cotangent term.
+    """
+    d = info(dtype)
+    a = np.abs(np.asarray(cotangent, dtype=np.float64))
+    return spread((a > 0) & (a < 2.0 ** (d.emin + d.precision)), shape)
+
+
+def spread(sub: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """An operand's per-element mask onto the output's elements."""
+    if sub.shape == shape:
+        return sub
+    if sub.ndim == len(shape) and sub.ndim >= 1 and sub.shape[:-1] == shape[:-1]:
+        return np.broadcast_to(sub.any(axis=-1, keepdims=True), shape)       # a row with a subnormal entry
+    return np.full(shape, bool(sub.size and sub.any()))
 
 
 def measure(got: Any, ref: RefResult, dtype: str, budget: float, condition: np.ndarray | None = None,

@@ -7,12 +7,14 @@ the textbook formulas share no code with it.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pytest
 
-from nnconform.conformance.compare import measure
+from nnconform.adapters.base import Op
+from nnconform.conformance.compare import measure, near_underflow
 from nnconform.reference import Reference
 from nnconform.spec import load_all
 
@@ -42,3 +44,50 @@ def test_the_textbook_backward_pass_is_within_the_condition(function: str, dtype
     m = measure(got, ref, dtype, spec.doc.tolerance.for_dtype(dtype).gradient_ulp, cond, [xs, gs])
     assert m.ulp.max() > 16, "the row no longer shows a rounding error worth a condition"
     assert m.ok, f"{m.ulp} ULP against {m.allowed}"
+
+
+def tanh_vjp_flushing_subnormals(x: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """XLA's CPU backward of tanh (jax.make_jaxpr shows it): e = g (1 - y), then e + e y, with a
+    subnormal e y flushed to zero, as XLA's CPU backend does."""
+    y = np.tanh(x)
+    e = g * (1 - y)
+    ey = e * y
+    ey = np.where(np.abs(ey) < np.finfo(x.dtype).tiny, np.zeros_like(ey), ey)
+    return e + ey
+
+
+def test_a_cotangent_near_underflow_is_left_out_and_one_above_is_measured() -> None:
+    # tanh'(-0.333984375) = 0.8962...; g = 2.7e-38 (float32) gives e y = -1.2e-38, below the
+    # smallest normal 1.18e-38: flushed, the result is e = 3.62e-38 where the exact is 2.45e-38.
+    # g = 1e-30 is above 2^(-126 + 24) = 2e-31: nothing it forms is subnormal.
+    x = np.asarray([-0.333984375, -0.333984375], dtype=np.float32)
+    g = np.asarray([2.7366978e-38, 1e-30], dtype=np.float32)
+    spec = SPECS["tanh"]
+    got = tanh_vjp_flushing_subnormals(x, g)
+    ref = REFERENCE.vjp(spec, "x", {"x": x}, g, {}, "float32")
+    bare = measure(got, ref, "float32", spec.doc.tolerance.for_dtype("float32").gradient_ulp, None, [x, g])
+    assert bare.ulp[0] > 1000 and bare.ulp[1] <= 1          # the flush is 47% off; the other is exact
+    m = measure(got, ref, "float32", spec.doc.tolerance.for_dtype("float32").gradient_ulp, None, [x, g],
+                exclude=near_underflow(g, ref.values.shape, "float32"))
+    assert m.certain.tolist() == [False, True] and m.ok
+
+
+def test_the_gradient_check_leaves_out_cotangents_near_underflow(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Every draw is x = -0.334 and 0.25, each with g = 2.7e-38 and with g = 1.  The flushing
+    # backward pass is 47% and 20% off at the first kind (e y = -1.2e-38 and 5e-39, both flushed;
+    # the exact results 2.45e-38 and 2.57e-38 are normal) and exact at the second, so the check
+    # passes only if it leaves the first kind out, and the planted 0.1% error shows it still
+    # measures the second.
+    from hypothesis import strategies as st
+
+    from nnconform.conformance import strategies as S
+
+    from .test_checks_catch_broken_adapters import HandAdapter
+    from .test_fixed_grids import outcome
+    monkeypatch.setattr(S, "batch", lambda spec, name, dtype, params: st.just(S.cast(np.resize([-0.333984375, 0.25], S.BATCH), dtype)))
+    monkeypatch.setattr(S, "cotangent", lambda shape, dtype: st.just(
+        S.cast(np.resize([2.7366978e-38, 2.7366978e-38, 1.0, 1.0], int(np.prod(shape))), dtype).reshape(shape)))
+    adapter = HandAdapter({"tanh": Op(np.tanh, "numpy.tanh", "t({x})")}, {"tanh": tanh_vjp_flushing_subnormals})
+    assert outcome(adapter, "tanh", "float32", "gradient", 0, tmp_path) == "pass"
+    wrong = HandAdapter({"tanh": Op(np.tanh, "numpy.tanh", "t({x})")}, {"tanh": lambda x, g: 1.001 * tanh_vjp_flushing_subnormals(x, g)})
+    assert outcome(wrong, "tanh", "float32", "gradient", 0, tmp_path).startswith("tanh[float32] gradient d/dx: ")
