@@ -91,9 +91,9 @@ def near_underflow(cotangent: np.ndarray, shape: tuple[int, ...], dtype: str) ->
     The backward pass multiplies such a cotangent by factors below 1, and a product below the
     smallest normal number is a subnormal intermediate: XLA's CPU backend flushes it to zero
     (JAX's tanh'(-0.334) in bfloat16 with g = 2.7e-38 forms e = g (1 - y), then e y = -1.2e-38,
-    flushes that and returns 47% too much).  That is gradual underflow, the subnormal check's
-    subject, not the gradient's accuracy; above the threshold a flushed product is below one
-    ULP of the result's cotangent term.
+    flushes that and returns 47% too much; https://github.com/jax-ml/jax/issues/16200).  That is
+    gradual underflow, the subnormal check's subject, not the gradient's accuracy; above the
+    threshold a flushed product is below one ULP of the result's cotangent term.
     """
     d = info(dtype)
     a = np.abs(np.asarray(cotangent, dtype=np.float64))
