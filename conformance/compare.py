@@ -95,9 +95,14 @@ def near_underflow(cotangent: np.ndarray, shape: tuple[int, ...], dtype: str) ->
     gradual underflow, the subnormal check's subject, not the gradient's accuracy; above the
     threshold a flushed product is below one ULP of the result's cotangent term.
     """
-    d = info(dtype)
     a = np.abs(np.asarray(cotangent, dtype=np.float64))
-    return spread((a > 0) & (a < 2.0 ** (d.emin + d.precision)), shape)
+    return spread((a > 0) & (a < near_underflow_bound(dtype)), shape)
+
+
+def near_underflow_bound(dtype: str) -> float:
+    """2^(emin + precision): 2e-31 in float32, 3.4e-36 in bfloat16, 0.125 in float16."""
+    d = info(dtype)
+    return 2.0 ** (d.emin + d.precision)
 
 
 def spread(sub: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:

@@ -20,6 +20,8 @@ from nnconform.reference.dtypes import info
 from nnconform.spec import Spec
 from nnconform.spec.schema import Interval, number
 
+from .compare import near_underflow_bound
+
 WIDTH = {"float64": 64, "float32": 32, "float16": 16, "bfloat16": 32}
 BATCH = 16                   # fixed sizes: jitted backends (JAX, XLA) compile once per shape
 ROW_WIDTHS = (1, 2, 3, 5, 8)
@@ -126,13 +128,12 @@ def cotangent(shape: tuple[int, ...], dtype: str) -> st.SearchStrategy[np.ndarra
 def cotangent_sample(rng: np.random.Generator, shape: tuple[int, ...], dtype: str) -> np.ndarray:
     """Cotangents like the draws': uniform in the cotangent range, simple values, and one in five
     a tiny log-uniform magnitude, as Hypothesis's shrinking towards 0 gives (1e-33 beside 2 in a
-    bfloat16 row moved a softmax verdict with the seed).  Not below compare.near_underflow's
-    threshold: the gradient check leaves those elements out (gradual underflow)."""
+    bfloat16 row moved a softmax verdict with the seed).  Not below near_underflow_bound: the
+    gradient check leaves those elements out (gradual underflow)."""
     n = int(np.prod(shape))
     g = mixture(rng, [COTANGENT_RANGE, COTANGENT_SIMPLE], n)
-    d = info(dtype)
-    lo = 2.0 ** (d.emin + d.precision)
-    hi = max(1e-3, 16 * lo)                       # float16's threshold is 2^-3
+    lo = near_underflow_bound(dtype)
+    hi = max(1e-3, 16 * lo)                       # float16's bound is 2^-3
     magnitude = np.exp(rng.uniform(math.log(lo), math.log(hi), n)) * rng.choice([-1.0, 1.0], n)
     g = np.where(rng.random(n) < 0.2, magnitude, g)
     return cast(g, dtype).reshape(shape)
