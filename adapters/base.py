@@ -249,9 +249,6 @@ class Adapter:
             raise NotProvided(f"{function} is not an optimizer in {self.name}")
         return self.optimizer_session(op.build(**_accepted(op.build, hyper)), np.asarray(initial), dtype)
 
-    def native_defaults(self, function: str) -> tuple[NativeDefault, ...]:
-        return self.op(function).native
-
     def repro(self, function: str, inputs: Mapping[str, np.ndarray], params: Mapping[str, Any], dtype: str) -> str:
         op = self.op(function)
         if not op.repro:

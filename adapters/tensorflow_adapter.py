@@ -14,7 +14,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")   # keep the run's output rea
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from . import keras_adapter as keras_tables  # noqa: E402
+from . import keras_tables  # noqa: E402
 from .base import Adapter, Missing, NativeDefault, Op, Session, native_default  # noqa: E402
 
 DTYPES = {"float64": tf.float64, "float32": tf.float32, "float16": tf.float16, "bfloat16": tf.bfloat16}

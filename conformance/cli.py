@@ -14,15 +14,22 @@ The conformance run itself is pytest's: `pytest conformance --backend=NAME --rep
 from __future__ import annotations
 
 import argparse
+import fnmatch
+import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from nnconform.adapters import registry
 from nnconform.adapters.base import ALL_DTYPES
+from nnconform.spec import SpecError, load_all
 
-from . import merge
+from .report import html as report
+from .report import merge, records
 from .scaffold import ScaffoldError, write
+from .sweeps import float32 as sweep_float32
+from .sweeps import sweep
 
 
 def _new_adapter(args: argparse.Namespace) -> int:
@@ -73,9 +80,7 @@ def _sweep(args: argparse.Namespace) -> int:
 
 def _sweep_setup(backend: str, device: str, dtypes: list[str]) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """The sweeps file's header and the specs, or None after saying what is wrong."""
-    from nnconform.spec import SpecError, load_all
 
-    from . import records
     bad = [d for d in dtypes if d not in ALL_DTYPES]
     if bad:
         print(f"nnconform sweep: unknown dtype(s) {bad}; choose from {', '.join(ALL_DTYPES)}", file=sys.stderr)
@@ -91,7 +96,6 @@ def _sweep_setup(backend: str, device: str, dtypes: list[str]) -> tuple[dict[str
 
 def _float32_sweep(backend: str, device: str, out: Path, fn: str, jobs: int, first: int, count: int,
                    progress: bool) -> int:
-    from . import records, sweep_float32
     setup = _sweep_setup(backend, device, ["float32"])
     if setup is None:
         return 2
@@ -112,9 +116,7 @@ def _float32_sweep(backend: str, device: str, out: Path, fn: str, jobs: int, fir
 
 def _grid_sweeps(backend: str, device: str, out: Path, dtypes: list[str], functions: str, jobs: int,
                  progress: bool) -> int:
-    import fnmatch
 
-    from . import records, sweep
     setup = _sweep_setup(backend, device, dtypes)
     if setup is None:
         return 2
@@ -133,7 +135,6 @@ def _html(args: argparse.Namespace) -> int:
 
 
 def _write_pages(paths: list[Path], out: Path) -> int:
-    from . import report
     try:
         written = report.write(paths, out)
     except merge.RecordsError as exc:
@@ -150,8 +151,6 @@ def _report_run(args: argparse.Namespace) -> int:
     processes, so the two together take about as long as the longer one.  pytest's exit status is
     returned (1: a check failed; the pages are written all the same).
     """
-    import subprocess
-    import time
     try:
         registry.load(args.backend, args.device)          # a missing backend: one message saying how to install it
     except registry.BackendUnavailable as exc:

@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
+from nnconform.spec.loader import SpecError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from nnconform.spec.loader import SpecError
-
-from .cases import Case
+from .core import Case
 
 
 class Entry(BaseModel):

@@ -14,6 +14,8 @@ from typing import Any, Iterator
 
 import pytest
 
+from .kinds import budget_quantity
+
 PROFILES = {"ci": 25, "thorough": 500}   # Hypothesis examples per check
 KEY_STATE = pytest.StashKey[dict]()
 
@@ -48,8 +50,8 @@ def _state(config: pytest.Config) -> dict[str, Any]:
     from nnconform.reference import Reference, ReferenceCache
 
     from . import known
-    from .cases import CHECKS
-    from .checks import Context
+    from .core import Context
+    from .kinds import NAMES as CHECKS
 
     backend = config.getoption("backend")
     if not backend:
@@ -102,7 +104,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     s = _state(metafunc.config)
     from nnconform.spec import load_all
 
-    from .cases import CaseBuilder
+    from .families import CaseBuilder
     family = getattr(metafunc.module, "FAMILY", "activation")
     patterns = _split(metafunc.config.getoption("functions"))
     specs = [sp for name, sp in sorted(load_all([family]).items()) if any(fnmatch.fnmatch(name, p) for p in patterns)]
@@ -116,7 +118,7 @@ def conformance_context(request: pytest.FixtureRequest) -> Any:
 
 
 def _case(item: pytest.Item) -> Any:
-    from .cases import Case
+    from .core import Case
     callspec = getattr(item, "callspec", None)
     case = callspec.params.get("conformance_case") if callspec else None
     return case if isinstance(case, Case) else None     # a family with nothing selected parametrizes with NOTSET
@@ -193,10 +195,10 @@ def _status(report: pytest.TestReport) -> str:
 
 def _budget(case: Any) -> float | None:
     """The spec's ULP budget for this check (before any condition number)."""
-    if not case.dtype or case.spec.family == "optimizer":    # optimizers: a factor on a running bound, not ULPs
+    quantity = budget_quantity(case.check)
+    if not case.dtype or case.spec.family == "optimizer" or quantity is None:   # optimizers: a factor, not ULPs
         return None
-    tol = case.spec.doc.tolerance.for_dtype(case.dtype)
-    return tol.gradient_ulp if case.check in ("gradient", "kink") else tol.ulp
+    return case.spec.budget(case.dtype, quantity, case.wrt).ulp
 
 
 def _hexed(detail: dict[str, Any]) -> dict[str, Any]:
@@ -234,7 +236,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     s["ctx"].reference.flush()
     target = config.getoption("report")
     if target and s["records"]:
-        from . import records
+        from .report import records
         header = records.run_header(s["adapter"], s["dtypes"])
         header["profile"] = s["profile"]
         worker = os.environ.get("PYTEST_XDIST_WORKER")

@@ -1,7 +1,7 @@
 """Activation functions: every check generated from spec/activations/*.yaml (see plugin.py)."""
 
-from nnconform.conformance.checks import Context, run
-from nnconform.conformance.cases import Case
+from nnconform.conformance.core import Case, Context
+from nnconform.conformance.families import run
 
 FAMILY = "activation"
 

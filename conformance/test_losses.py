@@ -1,7 +1,7 @@
-"""Loss functions: every check generated from spec/losses/*.yaml (see plugin.py and loss_cases.py)."""
+"""Loss functions: every check generated from spec/losses/*.yaml (see plugin.py and families/loss.py)."""
 
-from nnconform.conformance.cases import Case
-from nnconform.conformance.checks import Context, run
+from nnconform.conformance.core import Case, Context
+from nnconform.conformance.families import run
 
 FAMILY = "loss"
 

@@ -1,7 +1,7 @@
 """Optimizers: every check generated from spec/optimizers/*.yaml (see plugin.py and optimizer_cases.py)."""
 
-from nnconform.conformance.cases import Case
-from nnconform.conformance.checks import Context, run
+from nnconform.conformance.core import Case, Context
+from nnconform.conformance.families import run
 
 FAMILY = "optimizer"
 

@@ -21,9 +21,10 @@ from typing import Hashable
 
 import numpy as np
 
+from . import shipped
+from .dtypes import UNCERTAIN_BITS
+
 CACHE_VERSION = "1"
-# Stored in place of a result the reference could not certify ("reference uncertain").
-UNCERTAIN_BITS = 0x7FF4_4E43_554E_4345
 Key = Hashable
 
 
@@ -110,8 +111,7 @@ class ReferenceCache:
                 path = self.directory / f"{name}.npz"
             t = self.tables[key] = Table(path)
             if path is not None and not t.data:
-                from . import shipped                 # the tables shipped with the package (shipped.py says why)
-                t.data.update(shipped.load(key) or {})
+                t.data.update(shipped.load(key) or {})     # the tables shipped with the package (shipped.py says why)
         return t
 
     def flush(self) -> None:

@@ -8,6 +8,7 @@ magnitude.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import ml_dtypes
@@ -15,6 +16,8 @@ import numpy as np
 from mpmath.libmp import finf, fninf, fnan, fzero, normalize, to_float
 
 MpfTuple = tuple  # mpmath's raw (sign, mantissa, exponent, bitcount)
+# Stored in place of a result the reference could not certify ("reference uncertain"): a NaN payload.
+UNCERTAIN_BITS = 0x7FF4_4E43_554E_4345
 
 
 @dataclass(frozen=True)
@@ -90,3 +93,30 @@ def ulp_error(got: np.ndarray, expected: np.ndarray, dtype: DtypeInfo) -> np.nda
     with np.errstate(over="ignore", invalid="ignore"):     # a huge error is inf ULP, not a warning
         diff = np.abs(np.asarray(got, dtype=np.float64) - np.asarray(expected, dtype=np.float64))
         return diff / ulp_of(expected, dtype)
+
+
+def cast(values: object, dtype: str) -> np.ndarray:
+    """Round to the dtype (nearest even), as the array a backend receives; overflow gives +-inf."""
+    with np.errstate(over="ignore"):
+        return np.asarray(values, dtype=np.float64).astype(info(dtype).np_dtype)
+
+
+def representable(v: float, dtype: str) -> float:
+    return float(cast([v], dtype)[0])
+
+
+_UINT = {16: np.uint16, 32: np.uint32, 64: np.uint64}
+
+
+def nudge(v: float, steps: int, dtype: str) -> float:
+    """The value `steps` representable numbers away from v in the dtype (through the integer ordering)."""
+    a = cast([v], dtype)
+    width = a.dtype.itemsize * 8
+    sign = 1 << (width - 1)
+    i = int(a.view(_UINT[width])[0])
+    o = -(i & (sign - 1)) if i & sign else i
+    o += steps
+    bits = (sign | -o) if o < 0 else o
+    if bits >= (1 << width):
+        return math.nan
+    return float(np.array([bits], dtype=_UINT[width]).view(a.dtype)[0])

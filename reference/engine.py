@@ -26,8 +26,8 @@ from nnconform.spec import OptimizerSpec, Spec
 from nnconform.spec import formula as F
 
 from . import evaluator as E
-from .cache import UNCERTAIN_BITS, ReferenceCache
-from .dtypes import DtypeInfo, info, round_mpf
+from .cache import ReferenceCache
+from .dtypes import UNCERTAIN_BITS, DtypeInfo, info, round_mpf
 
 MAX_PRECISION = 1 << 13
 _ONE_BITS = int(np.float64(1.0).view(np.uint64))

@@ -421,15 +421,6 @@ def _broadcast(a: Value, b: Value) -> tuple[list, list] | None:
     return (a, [b] * len(a)) if la else ([a] * len(b), b)
 
 
-def _lift2(fn: Callable[[Scalar, Scalar], Value]) -> Callable[[Value, Value], Value]:
-    def lifted(a: Value, b: Value) -> Value:
-        pair = _broadcast(a, b)
-        if pair is None:
-            return fn(a, b)
-        return [fn(x, y) for x, y in zip(*pair)]
-    return lifted
-
-
 @functools.lru_cache(maxsize=4096)
 def constant(text: str, prec: int) -> Scalar:
     frac = Fraction(text)

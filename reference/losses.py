@@ -27,8 +27,7 @@ from nnconform.spec import formula as F
 
 from . import approx
 from . import evaluator as E
-from .cache import UNCERTAIN_BITS
-from .dtypes import info
+from .dtypes import UNCERTAIN_BITS, info
 from .engine import NEG_INF_STANDIN, POS_INF_STANDIN, Reference, RefResult, _param_scalar, _params_key
 
 REDUCTIONS = ("none", "sum", "mean")

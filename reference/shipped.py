@@ -4,7 +4,7 @@ The exhaustive sweeps (`conformance/sweep.py`) ask for every float16 and bfloat1
 unary activation, value and derivative, at the default parameters: 72 tables of 65,536 results.
 mpmath takes about 170 core-seconds for them, more than half of a first report's time (issue 6's
 five-minute target); a warm cache takes seconds.  So they ship, computed once by
-`python -m nnconform.conformance.shipped_tables`.  A table stores one 16-bit result per input
+`python -m nnconform.conformance.sweeps.shipped_tables`.  A table stores one 16-bit result per input
 bit pattern (a 16-bit target's result is a number of that dtype), the inputs implied: 2.6 MB in
 all, compressed.
 
@@ -21,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .cache import UNCERTAIN_BITS
-from .dtypes import all_bit_patterns, info
+from .dtypes import UNCERTAIN_BITS, all_bit_patterns, info
 
 DIRECTORY = Path(__file__).parent / "tables"
 SHIPPED_DTYPES = ("float16", "bfloat16")

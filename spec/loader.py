@@ -27,6 +27,19 @@ FAMILIES = ("activation", "loss", "optimizer")
 _FAMILY_DIRS = {"activation": "activations", "loss": "losses", "optimizer": "optimizers"}
 
 
+@dataclass(frozen=True)
+class Budget:
+    """What a check of one quantity in one dtype may be off by, as the spec declares it.
+
+    `ulp` ULPs of the dtype, times max(1, condition) where the spec declares a condition number
+    (a formula of the inputs); for an optimizer, `factor` times the running error bound.
+    """
+
+    ulp: float = 0.0
+    condition: F.Node | None = None
+    factor: float = 0.0
+
+
 class SpecError(ValueError):
     def __init__(self, file: str, field: str, message: str) -> None:
         self.file, self.field, self.message = file, field, message
@@ -82,6 +95,15 @@ class Spec:
 
     def domain(self, input_name: str) -> Interval:
         return parse_interval(self.doc.inputs[input_name].domain)
+
+    def budget(self, dtype: str, quantity: str, wrt: str | None = None) -> Budget:
+        """The only way a tolerance is read: `quantity` is "value" or "gradient" (with respect to `wrt`)."""
+        tol = self.doc.tolerance.for_dtype(dtype)
+        if quantity == "value":
+            return Budget(ulp=tol.ulp, condition=self.condition)
+        if quantity != "gradient":
+            raise ValueError(f"no budget for {quantity!r}: value or gradient")
+        return Budget(ulp=tol.gradient_ulp, condition=self.gradient_conditions.get(wrt or "", self.gradient_condition))
 
     def param_domain(self, name: str) -> Interval:
         return parse_interval(self.doc.params[name].domain)
@@ -185,6 +207,11 @@ def parse_document(data: object, path: str, fingerprint: str = "") -> "Spec | Op
         gradient_condition = _parse(path, "tolerance.gradient_condition", doc.tolerance.gradient_condition,
                                     base_names + ["y", "g", "eps", "tiny"], index)
     gradient_conditions: dict[str, F.Node] = {}
+    if doc.tolerance.gradient_conditions and doc.family != "loss":
+        # Per-input conditions exist for losses (a prediction and a target differ); an activation's
+        # gradient_condition serves every input, so a per-input one would silently do nothing.
+        raise SpecError(path, "tolerance.gradient_conditions", "only losses take per-input gradient conditions; "
+                        "use tolerance.gradient_condition")
     for wrt, text in doc.tolerance.gradient_conditions.items():
         if wrt not in derivatives:
             raise SpecError(path, f"tolerance.gradient_conditions.{wrt}", f"{wrt!r} has no derivative formula")
@@ -252,6 +279,10 @@ class OptimizerSpec:
 
     def param_domain(self, name: str) -> Interval:
         return parse_interval(self.doc.params[name].domain)
+
+    def budget(self, dtype: str) -> Budget:
+        """A trajectory may be off by `factor` times the running error bound of the spec's own order."""
+        return Budget(factor=self.doc.tolerance.for_dtype(dtype).factor)
 
     def canonical(self, name: str) -> str | None:
         return self.defaults.get(name)

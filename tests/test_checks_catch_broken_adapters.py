@@ -10,10 +10,9 @@ from typing import Any, Callable
 import numpy as np
 import pytest
 import scipy.special as sp
-
 from nnconform.adapters.base import Adapter, NativeDefault, Op
-from nnconform.conformance.cases import CaseBuilder
-from nnconform.conformance.checks import CheckFailure, Context, run
+from nnconform.conformance.core import CheckFailure, Context
+from nnconform.conformance.families import CaseBuilder, run
 from nnconform.reference import Reference, ReferenceCache
 from nnconform.spec import load_all
 

@@ -14,17 +14,17 @@ import ml_dtypes
 import numpy as np
 import pytest
 import scipy.special as sp
-
 from nnconform.adapters.base import Adapter, Op
-from nnconform.conformance import strategies as S
-from nnconform.conformance.cases import CaseBuilder
-from nnconform.conformance.checks import BEND_GRID, CheckFailure, Context, _with_neighbours, fixed_grid, run
+from nnconform.conformance.core import CheckFailure, Context
+from nnconform.conformance.families import CaseBuilder, run
+from nnconform.conformance.inputs.grids import BEND_GRID, fixed_grid, with_neighbours
 from nnconform.reference import Reference, ReferenceCache
+from nnconform.reference.dtypes import nudge
 from nnconform.spec import load_all
 
 SPECS = load_all(["activation"])
 PLANTED_F16 = 2.625                                         # tanh(2.625) = 0.98958..., a float16 number
-PLANTED_F64 = S.nudge(2.5, 2, "float64")                    # 2.5 is on the 1/8 grid; this is 2 ULP above it
+PLANTED_F64 = nudge(2.5, 2, "float64")                    # 2.5 is on the 1/8 grid; this is 2 ULP above it
 
 
 class PlantedAdapter(Adapter):
@@ -107,7 +107,7 @@ def test_a_result_outside_the_range_at_scattered_huge_inputs_fails_under_every_s
 
 
 def test_the_property_grid_holds_runs_of_neighbours_in_every_binade() -> None:
-    x = _with_neighbours(SPECS["tanh"], fixed_grid(SPECS["tanh"], "float32"), "float32")
+    x = with_neighbours(SPECS["tanh"], fixed_grid(SPECS["tanh"], "float32"), "float32")
     pos = x[x > 0].astype(np.float64)
     binades = set(np.frexp(pos)[1] - 1)
     assert set(range(-126, 128)) <= binades                  # every normal binade, 2^-126 to 2^127

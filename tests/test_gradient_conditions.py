@@ -12,7 +12,6 @@ from typing import Callable
 
 import numpy as np
 import pytest
-
 from nnconform.adapters.base import Op
 from nnconform.conformance.compare import measure, near_underflow
 from nnconform.reference import Reference
@@ -41,7 +40,7 @@ def test_the_textbook_backward_pass_is_within_the_condition(function: str, dtype
     got = VJPS[function](xs, gs, -1)
     ref = REFERENCE.vjp(spec, "x", {"x": xs}, gs, params, dtype)
     cond = REFERENCE.condition(spec, "gradient", {"x": xs}, params, cotangent=gs, dtype=dtype)
-    m = measure(got, ref, dtype, spec.doc.tolerance.for_dtype(dtype).gradient_ulp, cond, [xs, gs])
+    m = measure(got, ref, dtype, spec.budget(dtype, "gradient").ulp, cond, [xs, gs])
     assert m.ulp.max() > 16, "the row no longer shows a rounding error worth a condition"
     assert m.ok, f"{m.ulp} ULP against {m.allowed}"
 
@@ -65,9 +64,9 @@ def test_a_cotangent_near_underflow_is_left_out_and_one_above_is_measured() -> N
     spec = SPECS["tanh"]
     got = tanh_vjp_flushing_subnormals(x, g)
     ref = REFERENCE.vjp(spec, "x", {"x": x}, g, {}, "float32")
-    bare = measure(got, ref, "float32", spec.doc.tolerance.for_dtype("float32").gradient_ulp, None, [x, g])
+    bare = measure(got, ref, "float32", spec.budget("float32", "gradient").ulp, None, [x, g])
     assert bare.ulp[0] > 1000 and bare.ulp[1] <= 1          # the flush is 47% off; the other is exact
-    m = measure(got, ref, "float32", spec.doc.tolerance.for_dtype("float32").gradient_ulp, None, [x, g],
+    m = measure(got, ref, "float32", spec.budget("float32", "gradient").ulp, None, [x, g],
                 exclude=near_underflow(g, ref.values.shape, "float32"))
     assert m.certain.tolist() == [False, True] and m.ok
 
@@ -79,14 +78,14 @@ def test_the_gradient_check_leaves_out_cotangents_near_underflow(monkeypatch: py
     # passes only if it leaves the first kind out, and the planted 0.1% error shows it still
     # measures the second.
     from hypothesis import strategies as st
-
-    from nnconform.conformance import strategies as S
+    from nnconform.conformance.inputs import strategies as S
+    from nnconform.reference.dtypes import cast
 
     from .test_checks_catch_broken_adapters import HandAdapter
     from .test_fixed_grids import outcome
-    monkeypatch.setattr(S, "batch", lambda spec, name, dtype, params: st.just(S.cast(np.resize([-0.333984375, 0.25], S.BATCH), dtype)))
+    monkeypatch.setattr(S, "batch", lambda spec, name, dtype, params: st.just(cast(np.resize([-0.333984375, 0.25], S.BATCH), dtype)))
     monkeypatch.setattr(S, "cotangent", lambda shape, dtype: st.just(
-        S.cast(np.resize([2.7366978e-38, 2.7366978e-38, 1.0, 1.0], int(np.prod(shape))), dtype).reshape(shape)))
+        cast(np.resize([2.7366978e-38, 2.7366978e-38, 1.0, 1.0], int(np.prod(shape))), dtype).reshape(shape)))
     adapter = HandAdapter({"tanh": Op(np.tanh, "numpy.tanh", "t({x})")}, {"tanh": tanh_vjp_flushing_subnormals})
     assert outcome(adapter, "tanh", "float32", "gradient", 0, tmp_path) == "pass"
     wrong = HandAdapter({"tanh": Op(np.tanh, "numpy.tanh", "t({x})")}, {"tanh": lambda x, g: 1.001 * tanh_vjp_flushing_subnormals(x, g)})

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from nnconform.conformance import cli, merge
-from nnconform.conformance.records import SCHEMA_VERSION
+from nnconform.conformance import cli
+from nnconform.conformance.report import merge
+from nnconform.conformance.report.records import SCHEMA_VERSION
 
 ONE_PLUS_2ULP = 1.0 + 2 * 2.0**-23      # 1 + 2 ULP of float32 at 1 (float32 spacing on [1, 2) is 2^-23)
 

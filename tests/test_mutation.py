@@ -1,12 +1,11 @@
 """Mutation testing, the fast representative part (the whole catalogue runs in CI through
-`python -m nnconform.conformance.mutation`): each mutant is killed, by the check meant
+`python -m nnconform.conformance.selftest.mutation`): each mutant is killed, by the check meant
 for it, and without crashing (a mutant that raises proves nothing)."""
 
 from __future__ import annotations
 
 import pytest
-
-from nnconform.conformance.mutation import CATALOGUE, FAST, run_mutants
+from nnconform.conformance.selftest.mutation import CATALOGUE, FAST, run_mutants
 
 
 def test_the_catalogue_covers_what_real_implementations_get_wrong() -> None:

@@ -12,13 +12,13 @@ from typing import Any, Callable
 
 import numpy as np
 import pytest
-
 from nnconform.adapters.base import Adapter, Optimizer, Session
-from nnconform.conformance import mutation
-from nnconform.conformance.cases import CaseBuilder
-from nnconform.conformance.checks import CheckFailure, Context, run
+from nnconform.conformance.core import CheckFailure, Context
+from nnconform.conformance.families import CaseBuilder, run
+from nnconform.conformance.selftest import mutation
 from nnconform.reference import Reference, ReferenceCache
 from nnconform.spec import load_all
+
 StepFn = Callable[[np.ndarray, np.ndarray, float, int, dict], np.ndarray]
 
 

@@ -6,11 +6,10 @@ import json
 from importlib import metadata
 from pathlib import Path
 
-import pytest
-
 import nnconform.conformance
+import pytest
 from nnconform.adapters import registry
-from nnconform.conformance import records
+from nnconform.conformance.report import records
 
 pytest_plugins = ["pytester"]
 SUITE = str(Path(nnconform.conformance.__file__).parent)

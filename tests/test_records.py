@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from nnconform.conformance import records
+from nnconform.conformance.report import records
 
 HEADER = {"backend": "demo", "version": "1.0", "device": "cpu", "dtypes": ["float64", "float32"], "environment": {}}
 

@@ -6,9 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from nnconform.reference import Reference, ReferenceCache
-from nnconform.reference import engine
+from nnconform.reference import Reference, ReferenceCache, engine
 from nnconform.spec import load_all, parse_document
 
 SPECS = load_all(["activation", "loss"])

@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 import yaml
+from nnconform.conformance import cli
+from nnconform.conformance.report import html as report
+from nnconform.conformance.report import records
+from nnconform.conformance.report.records import SCHEMA_VERSION
 from PIL import Image
-
-from nnconform.conformance import cli, records, report
-from nnconform.conformance.records import SCHEMA_VERSION
 
 
 def check(fn: str, dtype: str | None, kind: str, status: str, max_ulp: float | None = None, budget: float = 2.0,

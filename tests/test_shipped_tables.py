@@ -11,15 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
+from nnconform.conformance.sweeps.shipped_tables import compute, wanted
 from nnconform.reference import Reference, ReferenceCache, engine, info, shipped
 from nnconform.reference.dtypes import all_bit_patterns
 from nnconform.spec import load_all
-from nnconform.conformance.shipped_tables import compute, wanted
 
 SPECS = load_all(["activation"])
 WANTED = wanted(SPECS)
-REGENERATE = "run `python -m nnconform.conformance.shipped_tables` after editing an activation's spec"
+REGENERATE = "run `python -m nnconform.conformance.sweeps.shipped_tables` after editing an activation's spec"
 SAMPLE = 48
 
 

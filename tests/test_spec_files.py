@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from nnconform.spec import DTYPES, load_all, spec_files
 from nnconform.spec import formula as F
 

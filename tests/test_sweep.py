@@ -9,11 +9,12 @@ import ml_dtypes
 import mpmath
 import numpy as np
 import pytest
-
 from nnconform.adapters.base import Adapter, NotProvided, Op
-from nnconform.conformance import records, sweep, sweep_float32
-from nnconform.conformance.strategies import nudge
+from nnconform.conformance.report import records
+from nnconform.conformance.sweeps import float32 as sweep_float32
+from nnconform.conformance.sweeps import sweep
 from nnconform.reference import Reference, ReferenceCache
+from nnconform.reference.dtypes import nudge
 from nnconform.spec import load_all
 
 SPECS = load_all(["activation"])

@@ -25,15 +25,16 @@ from typing import Any
 
 import yaml
 
-ONE_INPUT = {"stability", "special", "kink", "defaults", "properties"}   # entries name the input/parameter/property
-TRAJECTORIES = {"trajectory", "schedule", "weight_decay", "objective"}    # optimizers: canonical, or "under its own ..."
-LABELLED = ONE_INPUT | {"shapes", "large_batch"} | TRAJECTORIES   # plus losses' configurations (value/gradient with a label)
+from nnconform.conformance import kinds
+
+ONE_INPUT = set(kinds.LABELLED_BY_INPUT)      # entries name the input/parameter/property
+LABELLED = set(kinds.LABELLED)                # plus losses' configurations (value/gradient with a label)
 
 
 def evidence(r: dict[str, Any], backend: str, version: str) -> str:
     message = r.get("message") or ""
     first = message.splitlines()[0] if message else ""
-    if r["check"] in ("defaults", "properties"):
+    if r["check"] in (kinds.DEFAULTS, kinds.BY_NAME["properties"].name):  # their message is the evidence
         return first.split(": ", 1)[-1][:300]
     found = re.search(r": (wrong NaN/inf|[\d,.]+(e[+-]\d+)? ULP) >", first)
     parts = [found.group(1)] if found else []
@@ -86,7 +87,7 @@ def build(records_path: Path, *reasons_paths: Path) -> tuple[list[dict[str, Any]
     groups: dict[tuple[str, str, str], list[dict[str, Any]]] = collections.OrderedDict()
     for r in sorted((r for r in run["records"] if r["status"] == "fail"), key=lambda r: (r["function"], r["check"], r["id"])):
         parts = r["id"].split(" ", 2)
-        loss = r["check"] in ("value", "gradient") and len(parts) == 3 and "reduction=" in parts[2]
+        loss = r["check"] in (kinds.BY_NAME["value"].name, kinds.BY_NAME["gradient"].name) and len(parts) == 3 and "reduction=" in parts[2]
         label = parts[2].split(" -> ")[0] if len(parts) == 3 and (r["check"] in LABELLED or loss) else ""
         groups.setdefault((r["function"], r["check"], label), []).append(r)
     entries, missing = [], []
@@ -121,7 +122,7 @@ def _entry(fn: str, check: str, label: str, rs: list[dict[str, Any]], why: dict[
         # "$": the label is the whole rest of the id, so an entry for the canonical run cannot
         # also match the same case "under its own conventions" (a longer id).
         whole = any(r["id"].endswith(f" {check} {label}") for r in rs)
-        anchored = ("reduction=" in label and check != "stability") or check in TRAJECTORIES or whole
+        anchored = ("reduction=" in label and check != kinds.BY_NAME["stability"].name) or kinds.BY_NAME[check].group == "trajectories" or whole
         entry["case"] = f"{check} {label}" + ("$" if anchored else "")
     entry["kind"] = why.get("kind", "accuracy")
     entry["reason"] = why["reason"]

@@ -1,6 +1,6 @@
 """Determinism: the same verdicts under different Hypothesis seeds.
 
-    python -m nnconform.conformance.determinism --backend numpy [--seeds 0,1,2,3,4] [--jobs 2] [--keep DIR] [pytest args...]
+    python -m nnconform.conformance.selftest.determinism --backend numpy [--seeds 0,1,2,3,4] [--jobs 2] [--keep DIR] [pytest args...]
 
 runs the `ci` profile of the conformance suite once per seed (each in a fresh
 process, with `--conformance-seed=N`), then compares the status of every test

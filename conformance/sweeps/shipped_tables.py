@@ -1,6 +1,6 @@
 """Write the reference tables shipped with the package (reference/shipped.py says why they exist).
 
-    python -m nnconform.conformance.shipped_tables [--jobs 2]
+    python -m nnconform.conformance.sweeps.shipped_tables [--jobs 2]
 
 Run it after editing an activation's spec (tests/test_shipped_tables.py fails until then): it
 recomputes, with mpmath and no cache, every float16 and bfloat16 input of every swept unary
@@ -16,15 +16,14 @@ import time
 from typing import Any
 
 import numpy as np
-
 from nnconform.reference import Reference, ReferenceCache, shipped
-from nnconform.reference.dtypes import all_bit_patterns
+from nnconform.reference.dtypes import all_bit_patterns, cast
 from nnconform.spec import Spec, load_all
 
-from . import strategies as S
+from ..kinds import GRADIENT, VALUE
 from .sweep import exhaustive, in_processes, sweepable
 
-QUANTITIES = ("value", "gradient")
+QUANTITIES = (VALUE, GRADIENT)
 
 
 def wanted(specs: dict[str, Any]) -> list[tuple[str, str, str]]:
@@ -41,10 +40,10 @@ def compute(spec: Spec, dtype: str, quantity: str) -> tuple[tuple, dict]:
     name = spec.tensor_inputs[0]
     params = spec.default_params()
     with np.errstate(invalid="ignore", over="ignore"):
-        if quantity == "value":
+        if quantity == VALUE:
             ref.value(spec, {name: x}, params, dtype)
         else:
-            g = S.cast(np.ones(x.shape), dtype).astype(np.float64)   # the sweep's cotangent
+            g = cast(np.ones(x.shape), dtype).astype(np.float64)   # the sweep's cotangent
             ref.vjp(spec, name, {name: x}, g, params, dtype)
     ((key, table),) = ref.cache.tables.items()
     return key, table.data

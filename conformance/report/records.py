@@ -16,6 +16,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable
 
+from .. import kinds
+from ..kinds import GRADIENT_CHECKS, OPTIMIZER_TABLE, TRAJECTORY_CHECKS, VALUE_CHECKS
+
 SCHEMA_VERSION = 2      # 2: "kind" (checks | sweeps) and sweep files
 STATUSES = ("pass", "fail", "known discrepancy", "fixed upstream", "not provided", "reference uncertain", "skipped")
 SWEEP_STATUSES = ("measured", "not provided", "failed")
@@ -89,7 +92,7 @@ _CHECK: dict[str, Callable[[Any], bool]] = {
 }
 _SWEEP: dict[str, Callable[[Any], bool]] = {
     "function": lambda v: isinstance(v, str), "dtype": lambda v: isinstance(v, str),
-    "quantity": lambda v: v in ("value", "gradient"), "grid": lambda v: isinstance(v, str),
+    "quantity": lambda v: v in (kinds.VALUE, kinds.GRADIENT), "grid": lambda v: isinstance(v, str),
     "status": lambda v: v in SWEEP_STATUSES, "budget_ulp": lambda v: v is None or _is_num(v),
     "message": lambda v: isinstance(v, str),
 }
@@ -173,10 +176,10 @@ def markdown(header: dict[str, Any], records: list[dict[str, Any]]) -> str:
     optimizers = {r["function"] for r in records if r["check"] in TRAJECTORY_CHECKS}
     tables = (("Values", VALUE_CHECKS, False), ("Gradients", GRADIENT_CHECKS, False),
               ("Optimizer trajectories (every step against the exact trajectory; docs/optimizers.md)",
-               TRAJECTORY_CHECKS + ("stability", "provided"), True))
-    for title, kinds, of_optimizers in tables:
+               OPTIMIZER_TABLE, True))
+    for title, checks, of_optimizers in tables:
         chosen = [r for r in records if (r["function"] in optimizers) == of_optimizers]
-        rows = _matrix(chosen, [d for d in dtypes if not of_optimizers or d in ("float64", "float32")], kinds)
+        rows = _matrix(chosen, [d for d in dtypes if not of_optimizers or d in ("float64", "float32")], checks)
         if not rows:
             continue
         shown = [d for d in dtypes if not of_optimizers or d in ("float64", "float32")]
@@ -188,7 +191,7 @@ def markdown(header: dict[str, Any], records: list[dict[str, Any]]) -> str:
         lines += ["", "## Findings", ""]
         for r in findings:
             lines.append(f"- **{r['id']}** ({r['status']}): {_first_line(r.get('reason') or r.get('message'))}")
-    defaults = [r for r in records if r["check"] == "defaults"]
+    defaults = [r for r in records if r["check"] == kinds.DEFAULTS]
     if defaults:
         lines += ["", "## Native defaults", "", "| function | parameter | status | detail |", "|---|---|---|---|"]
         for r in defaults:
@@ -197,17 +200,11 @@ def markdown(header: dict[str, Any], records: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-VALUE_CHECKS = ("provided", "value", "stability", "extremes", "subnormal", "special", "dtype", "properties", "statistics",
-                "shapes", "large_batch")
-GRADIENT_CHECKS = ("gradient", "kink")
-TRAJECTORY_CHECKS = ("trajectory", "schedule", "weight_decay", "objective")
-
-
-def cells(records: list[dict[str, Any]], kinds: tuple[str, ...]) -> dict[str, dict[str, dict[str, Any]]]:
+def cells(records: list[dict[str, Any]], checks: tuple[str, ...]) -> dict[str, dict[str, dict[str, Any]]]:
     """function -> dtype -> {status (the worst), max_ulp (the largest), conditioned} over the checks of `kinds`."""
     by_fn: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for r in records:
-        if r["check"] in kinds and r["dtype"]:       # dtype-independent checks (defaults) have their own table
+        if r["check"] in checks and r["dtype"]:       # dtype-independent checks (defaults) have their own table
             by_fn[r["function"]][r["dtype"]].append(r)
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for fn in sorted(by_fn):
@@ -234,9 +231,9 @@ def cell_text(cell: dict[str, Any] | None) -> str:
     return text
 
 
-def _matrix(records: list[dict[str, Any]], dtypes: list[str], kinds: tuple[str, ...]) -> list[str]:
+def _matrix(records: list[dict[str, Any]], dtypes: list[str], checks: tuple[str, ...]) -> list[str]:
     return [f"| {fn} | " + " | ".join(cell_text(by_dtype.get(d)) for d in dtypes) + " |"
-            for fn, by_dtype in cells(records, kinds).items()]
+            for fn, by_dtype in cells(records, checks).items()]
 
 
 def _first_line(text: str | None) -> str:

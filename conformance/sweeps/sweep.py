@@ -31,16 +31,16 @@ from multiprocessing import get_context
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
-
 from nnconform.adapters.base import Adapter, NotProvided
+from nnconform.adapters.registry import load
 from nnconform.reference import Reference, ReferenceCache
-from nnconform.reference.dtypes import all_bit_patterns, info
-from nnconform.spec import Spec
+from nnconform.reference.dtypes import all_bit_patterns, cast, info
+from nnconform.spec import Spec, load_all
+from tqdm import tqdm
 
-from . import strategies as S
-from .cases import fixed_inputs, shape_point
-from .checks import extreme_points
-from .compare import measure
+from ..compare import measure
+from ..kinds import GRADIENT, VALUE
+from ..inputs.grids import fixed_cotangent, fixed_inputs, grid_points, shape_point
 
 HISTOGRAM_EDGES = (0.0, 0.5, 1.0, 2.0, 4.0, 16.0, 256.0, 65536.0)   # ULP; last bucket: above, then wrong NaN/inf
 PROFILE_BINS = 160
@@ -60,29 +60,6 @@ def sweepable(spec: Spec) -> str:
 
 def exhaustive(spec: Spec, dtype: str) -> bool:
     return dtype in ("float16", "bfloat16") and spec.shape == "elementwise" and len(spec.tensor_inputs) == 1
-
-
-def grid_points(spec: Spec, dtype: str) -> np.ndarray:
-    """The deterministic grid for one input (sorted, in the dtype, inside the input's domain)."""
-    d = info(dtype)
-    params = spec.default_params()
-    pts: set[float] = {0.0, -0.0, math.inf, -math.inf}
-    # Four magnitudes a binade; two in float64 (2,100 binades), one for rows (a row costs the reference ~10 times more).
-    mantissas = (1.0,) if spec.shape != "elementwise" else (1.0, 1.5) if dtype == "float64" else (1.0, 1.25, 1.5, 1.75)
-    for e in range(d.min_subnormal_exp, d.emax + 1):
-        for m in mantissas:
-            v = math.ldexp(m, e)
-            pts.update((v, -v))
-    pts.update(np.linspace(-40.0, 40.0, 4001).tolist())
-    pts.update(float(v) for v in extreme_points(spec, dtype, params))
-    for a in S.anchors(spec, spec.tensor_inputs[0], params):
-        for k in range(-3, 4):
-            pts.add(S.nudge(a, k, dtype))
-    domain = spec.domain(spec.tensor_inputs[0])
-    kept = S.cast(sorted(p for p in pts if not math.isnan(p) and (p in domain or math.isinf(p))), dtype)
-    kept = np.unique(kept.astype(np.float64))                    # unique drops -0.0 beside 0.0: put it back
-    kept = np.concatenate([[-0.0], kept, [math.nan]]) if 0.0 in domain else np.concatenate([kept, [math.nan]])
-    return S.cast(kept, dtype)
 
 
 @dataclass
@@ -229,8 +206,7 @@ class Sweeper:
         return x64[finite], fixed_inputs(spec, rows[finite], dtype), grid
 
     def run(self, spec: Spec, dtype: str, quantity: str) -> SweepResult:
-        tol = spec.doc.tolerance.for_dtype(dtype)
-        budget = tol.gradient_ulp if quantity == "gradient" else tol.ulp
+        budget = spec.budget(dtype, quantity, spec.tensor_inputs[0]).ulp
         x, inputs, grid = self.inputs(spec, dtype)
         result = SweepResult(spec.name, dtype, quantity, grid, "measured", budget)
         params = spec.default_params()
@@ -267,18 +243,18 @@ class Sweeper:
         tiny = 2.0 ** info(dtype).emin
         normal = ~(((np.abs(x) > 0) & (np.abs(x) < tiny)) | ((np.abs(expected) > 0) & (np.abs(expected) < tiny)))
         result.data = Quantity(x, expected, gotten, ulp, certain, normal, over & certain)
-        if quantity == "value" and spec.shape == "elementwise" and spec.doc.properties.monotone:
+        if quantity == VALUE and spec.shape == "elementwise" and spec.doc.properties.monotone:
             result.monotone = monotone_violations(x, gotten, spec.doc.properties.monotone)
         return result
 
     def _backend(self, spec: Spec, quantity: str, inputs: dict[str, np.ndarray], params: dict[str, Any], dtype: str,
                  name: str) -> tuple[Any, np.ndarray | None]:
         """The backend's result, and the cotangent of a gradient."""
-        if quantity == "value":
+        if quantity == VALUE:
             return self.adapter.value(spec.name, inputs, params, dtype), None
         shape = self.reference.output_shape(spec, inputs, params)
-        g = np.ones(shape) if spec.shape == "elementwise" else S.fixed_cotangent(shape, dtype)
-        g = S.cast(g, dtype).astype(np.float64)
+        g = np.ones(shape) if spec.shape == "elementwise" else fixed_cotangent(shape, dtype)
+        g = cast(g, dtype).astype(np.float64)
         return self.adapter.vjp(spec.name, name, inputs, g, params, dtype), g
 
     def _beyond_allowance(self, spec: Spec, quantity: str, inputs: dict[str, np.ndarray], params: dict[str, Any],
@@ -286,7 +262,7 @@ class Sweeper:
         """Elements beyond budget x condition.  The condition (an mpmath evaluation, slow for rows of huge
         numbers) is only needed where the error exceeds the bare budget: it is evaluated there alone."""
         over = m.certain & (m.ulp > m.allowed)
-        tree = spec.condition if quantity == "value" else spec.gradient_condition
+        tree = spec.budget(dtype, quantity, spec.tensor_inputs[0]).condition
         if tree is None or not over.any():
             return over
         x = inputs[spec.tensor_inputs[0]]
@@ -296,7 +272,7 @@ class Sweeper:
         else:
             sub = {k: (v[rows] if k == spec.tensor_inputs[0] else v) for k, v in inputs.items()}
             gsub, osub = (g[rows] if g is not None else None), rows
-        cond = self.reference.condition(spec, "value" if quantity == "value" else "gradient", sub, params,
+        cond = self.reference.condition(spec, quantity, sub, params,
                                         cotangent=gsub, dtype=dtype)
         with np.errstate(over="ignore", invalid="ignore"):
             allowed = m.allowed[osub] * np.maximum(1.0, np.nan_to_num(cond, nan=np.inf))
@@ -307,7 +283,7 @@ class Sweeper:
 
 def tasks(specs: Iterable[Spec], dtypes: Iterable[str]) -> list[tuple[str, str, str]]:
     """(function, dtype, quantity), exhaustive ones first: they are the long ones, and start the pool."""
-    out = [(s.name, d, q) for s in specs if not sweepable(s) for d in dtypes for q in ("value", "gradient")]
+    out = [(s.name, d, q) for s in specs if not sweepable(s) for d in dtypes for q in (VALUE, GRADIENT)]
     specs_by = {s.name: s for s in specs}
     return sorted(out, key=lambda t: (not exhaustive(specs_by[t[0]], t[1]), t))
 
@@ -316,8 +292,6 @@ _WORKER: dict[str, Any] = {}
 
 
 def _init(backend: str, device: str) -> None:
-    from nnconform.adapters.registry import load
-    from nnconform.spec import load_all
     _WORKER["sweeper"] = Sweeper(load(backend, device))
     _WORKER["specs"] = load_all()
 
@@ -339,7 +313,6 @@ def _work(task: tuple[str, str, str]) -> dict[str, Any]:
 def sweep(backend: str, device: str, specs: list[Spec], dtypes: list[str], jobs: int = 2,
           progress: bool = True) -> list[dict[str, Any]]:
     """Every (function, dtype, quantity) of the sweepable specs, over `jobs` processes."""
-    from tqdm import tqdm
     todo = tasks(specs, dtypes)
     results: list[dict[str, Any]] = []
     bar = tqdm(total=len(todo), desc=f"sweep {backend}", unit="sweep", disable=not progress)

@@ -21,9 +21,11 @@ from nnconform.adapters.base import ALL_DTYPES
 from nnconform.spec import SpecError
 from nnconform.spec.loader import load_all
 
-from . import known, merge, plots, records
-from .records import GRADIENT_CHECKS, STATUSES, TRAJECTORY_CHECKS, VALUE_CHECKS, _first_line, _ulp
-from .sweep import HISTOGRAM_LABELS
+from .. import kinds, known
+from ..kinds import GRADIENT_CHECKS, OPTIMIZER_TABLE, VALUE_CHECKS
+from ..sweeps.sweep import HISTOGRAM_LABELS
+from . import merge, plots, records
+from .records import STATUSES, _first_line, _ulp
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.5em auto;max-width:1400px;color:#222;padding:0 1em}
@@ -90,8 +92,8 @@ def _sweep_rows(sweeps: list[dict[str, Any]], dtypes: list[str], quantity: str) 
     return rows
 
 
-def _matrix_rows(recs: list[dict[str, Any]], dtypes: list[str], kinds: tuple[str, ...], chosen: set[str]) -> list[str]:
-    table = records.cells([r for r in recs if r["function"] in chosen], kinds)
+def _matrix_rows(recs: list[dict[str, Any]], dtypes: list[str], checks: tuple[str, ...], chosen: set[str]) -> list[str]:
+    table = records.cells([r for r in recs if r["function"] in chosen], checks)
     rows = []
     for fn, by_dtype in table.items():
         cells = []
@@ -151,10 +153,10 @@ def run_html(label: str, run: dict[str, Any]) -> str:
     if recs:
         body.append("<p>Checks: " + ", ".join(f'<span class="{STATUS_CLASS[s]}">{counts[s]} {escape(s)}</span>'
                                                for s in STATUSES if counts[s]) + "</p>")
-    for title, kinds, chosen, shown in (("Values", VALUE_CHECKS, others, dtypes), ("Gradients", GRADIENT_CHECKS, others, dtypes),
-                                        ("Optimizer trajectories", TRAJECTORY_CHECKS + ("stability", "provided"), optimizers,
+    for title, checks, chosen, shown in (("Values", VALUE_CHECKS, others, dtypes), ("Gradients", GRADIENT_CHECKS, others, dtypes),
+                                        ("Optimizer trajectories", OPTIMIZER_TABLE, optimizers,
                                          [d for d in dtypes if d in ("float64", "float32")])):
-        rows = _matrix_rows(recs, shown, kinds, chosen)
+        rows = _matrix_rows(recs, shown, checks, chosen)
         if rows:
             body += [f"<h2>{escape(title)}</h2>", _table(["function"] + shown, rows)]
     if sweeps:
@@ -163,7 +165,7 @@ def run_html(label: str, run: dict[str, Any]) -> str:
                     'some inputs beyond it; red: a NaN or infinity where the exact result differs. In brackets: the '
                     'largest error leaving out subnormal inputs and results (flushing them to zero is a separate, '
                     'reported choice). Hover a cell for counts.</p>')
-        for q, title in (("value", "Values"), ("gradient", "Derivatives")):
+        for q, title in ((kinds.VALUE, "Values"), (kinds.GRADIENT, "Derivatives")):
             rows = _sweep_rows(sweeps, dtypes, q)
             if rows:
                 body += [f"<h3>{title}</h3>", _table(["function"] + dtypes, rows)]
@@ -182,7 +184,7 @@ def run_html(label: str, run: dict[str, Any]) -> str:
             + "".join(_td(str((r.get("worst") or {}).get(k, "")), "hex") for k in ("input_hex", "expected_hex", "got_hex"))
             + _td(_ulp(r["max_ulp"]) if r.get("max_ulp") else "", "num")
             + _td(_why(r)) for r in findings]))
-    defaults = [r for r in recs if r["check"] == "defaults"]
+    defaults = [r for r in recs if r["check"] == kinds.DEFAULTS]
     if defaults:
         body.append("<h2>Native defaults</h2>")
         body.append('<p class="note">What a user gets calling the framework without arguments, against the spec\'s '
@@ -266,7 +268,7 @@ def _conventions(run: dict[str, Any], specs: dict[str, Any], recs: list[dict[str
         for conv, c in sorted(specs[name].doc.conventions.items()):
             alt = c.alternatives.get(backend) or next((v for k, v in c.alternatives.items() if k in backend), "")
             rows.append(_td(name) + _td(conv) + _td(str(c.canonical)) + _td(alt or "(not stated by the spec)"))
-    kinks = [r for r in recs if r["check"] == "kink"]
+    kinks = [r for r in recs if r["check"] == kinds.BY_NAME["kink"].name]
     out = []
     if rows:
         out += ["<h2>Conventions</h2>", '<p class="note">Choices the mathematics leaves open (derivative at a kink, '
@@ -291,7 +293,7 @@ def run_markdown(run: dict[str, Any]) -> str:
     lines = ["", "## Sweeps: largest error over every swept input", "",
              "float16 and bfloat16: all 65,536 inputs of each unary function; otherwise the deterministic grid. "
              "In brackets: leaving out subnormal inputs and results.", ""]
-    for q, title in (("value", "Values"), ("gradient", "Derivatives")):
+    for q, title in ((kinds.VALUE, "Values"), (kinds.GRADIENT, "Derivatives")):
         by = merge.widest(run["sweeps"], q)
         lines += [f"### {title}", "", "| function | " + " | ".join(header["dtypes"]) + " |",
                   "|---|" + "---|" * len(header["dtypes"])]

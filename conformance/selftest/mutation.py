@@ -9,7 +9,7 @@ when some check of that function fails on the mutant and passes (or is
 skipped) on the real backend: a finding the real backend already has does not
 count.
 
-    python -m nnconform.conformance.mutation [--fast] [--only NAME,...]
+    python -m nnconform.conformance.selftest.mutation [--fast] [--only NAME,...]
 
 prints, per mutant, killed or SURVIVED and the checks that killed it, then the
 kill rate; it exits non-zero if any mutant survives.  `--fast` (CI) checks
@@ -28,16 +28,21 @@ from typing import Any, Callable
 
 import numpy as np
 import pytest
-
 from nnconform.adapters.base import Adapter, Op, Optimizer
-from nnconform.adapters.mutant_ops import (amsgrad_without_bias_correction, elu_straight_through, momentum_as_nesterov,
-                                           relu_grad_one_at_zero, with_call)
+from nnconform.adapters.mutant_ops import (
+    amsgrad_without_bias_correction,
+    elu_straight_through,
+    momentum_as_nesterov,
+    relu_grad_one_at_zero,
+    with_call,
+)
 from nnconform.adapters.registry import load
 from nnconform.reference import Reference, ReferenceCache
 from nnconform.spec import load_all
 
-from .cases import CaseBuilder
-from .checks import CheckFailure, Context, run
+from .. import kinds
+from ..core import CheckFailure, Context
+from ..families import CaseBuilder, run
 
 Mutate = Callable[[Any], Any]     # the real Op (or Optimizer) -> the mutated one
 
@@ -272,7 +277,7 @@ def verdicts(adapter: Adapter, function: str, dtypes: tuple[str, ...], examples:
     """Case id -> "pass", "skip" or "fail: <first line>" for every check of one function."""
     specs = load_all()
     ctx = Context(adapter, Reference(ReferenceCache()), max_examples=examples)
-    cases = CaseBuilder(adapter, ctx.reference, dtypes, [c for c in _checks()]).build([specs[function]])
+    cases = CaseBuilder(adapter, ctx.reference, dtypes, kinds.NAMES).build([specs[function]])
     out: dict[str, str] = {}
     for case in cases:
         try:
@@ -286,11 +291,6 @@ def verdicts(adapter: Adapter, function: str, dtypes: tuple[str, ...], examples:
             out[case.id] = f"error: {type(exc).__name__}: {exc}"
     ctx.reference.flush()
     return out
-
-
-def _checks() -> tuple[str, ...]:
-    from .cases import CHECKS
-    return CHECKS
 
 
 @dataclass

@@ -18,6 +18,9 @@ import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from nnconform.reference.dtypes import info
+
+from ..kinds import GRADIENT, VALUE
 
 DTYPE_STYLE = {"float64": "-", "float32": "--", "float16": ":", "bfloat16": "-."}
 CURVE_DTYPE = "float32"          # the curves are drawn from the float32 sweep (present in every backend but ORT's f16-only ops)
@@ -40,7 +43,6 @@ MAGNITUDE_TICKS = {"float64": (-150, 0, 150, 300), "float32": (-20, 0, 20, 38), 
 
 def _offset(dtype: str) -> float:
     """log10 of a tenth of the dtype's smallest subnormal: the axis origin, so every nonzero input plots at |t| > 1."""
-    from nnconform.reference.dtypes import info
     return math.log10(2.0 ** info(dtype).min_subnormal_exp) - 1
 
 
@@ -65,7 +67,7 @@ def function_figure(function: str, sweeps: dict[str, list[dict[str, Any]]]) -> s
     per input bin for every run, value solid and derivative dashed.
     """
     curves = {q: [(lab, s) for lab, ss in sweeps.items() for s in ss if s["quantity"] == q and s["dtype"] == CURVE_DTYPE
-                  and s.get("curve", {}).get("x")] for q in ("value", "gradient")}
+                  and s.get("curve", {}).get("x")] for q in (VALUE, GRADIENT)}
     profiles = [(lab, s) for lab, ss in sweeps.items() for s in ss if s.get("profile", {}).get("x")]
     if not profiles and not any(curves.values()):
         return None
@@ -74,7 +76,7 @@ def function_figure(function: str, sweeps: dict[str, list[dict[str, Any]]]) -> s
     fig = plt.figure(figsize=(14, 6.2))
     grid = fig.add_gridspec(2, max(4, len(dtypes)))
     half = max(4, len(dtypes)) // 2
-    for col, (q, title) in enumerate((("value", "value"), ("gradient", "derivative"))):
+    for col, (q, title) in enumerate(((VALUE, "value"), (GRADIENT, "derivative"))):
         ax = fig.add_subplot(grid[0, col * half:(col + 1) * half])
         shown = curves[q]
         if shown:
@@ -97,8 +99,8 @@ def function_figure(function: str, sweeps: dict[str, list[dict[str, Any]]]) -> s
             ys = [_num(v) for v in s["profile"]["max_ulp"]]
             top = max([top] + [y for y in ys if math.isfinite(y)])
             ax.plot([_signed_log(_num(x), offset) for x in s["profile"]["x"]], [y if math.isfinite(y) else math.nan for y in ys],
-                    "-" if s["quantity"] == "value" else "--", color=colours[lab], linewidth=1,
-                    label=f"{lab} {'value' if s['quantity'] == 'value' else 'derivative'}")
+                    "-" if s["quantity"] == VALUE else "--", color=colours[lab], linewidth=1,
+                    label=f"{lab} {'value' if s['quantity'] == VALUE else 'derivative'}")
         _log_ticks(ax, d, offset)
         ax.set_yscale("symlog", linthresh=1.0)
         ceiling = max(10.0, top * 2)

@@ -25,16 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from nnconform.adapters.base import ALL_DTYPES
 from nnconform.reference.dtypes import info, ulp_of
-
 from nnconform.spec.loader import load_all
 
-from .records import (CELL, GRADIENT_CHECKS, RANK, SCHEMA_VERSION, TRAJECTORY_CHECKS, VALUE_CHECKS, RecordsError, _ulp,
-                      load)
-
-FIXED_INPUT_CHECKS = ("stability", "special")
+from .. import kinds
+from ..kinds import FIXED_INPUT_CHECKS, GRADIENT_CHECKS, OPTIMIZER_TABLE, VALUE_CHECKS
+from .records import CELL, RANK, SCHEMA_VERSION, RecordsError, _ulp, load
 
 
 def find(paths: list[Path]) -> list[Path]:
@@ -93,16 +90,16 @@ def _cell(records: list[dict[str, Any]]) -> dict[str, Any]:
     return {"status": worst["status"], "max_ulp": max(measured) if measured else None}
 
 
-def matrix(runs: dict[str, dict[str, Any]], kinds: tuple[str, ...], optimizers: bool) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+def matrix(runs: dict[str, dict[str, Any]], checks: tuple[str, ...], optimizers: bool) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
     """function -> dtype -> run label -> {status, max_ulp}, for the optimizers or for the other functions."""
     chosen = {name for name, spec in load_all().items() if (spec.family == "optimizer") == optimizers}
     grouped: dict[str, dict[str, dict[str, list[dict[str, Any]]]]] = defaultdict(lambda: defaultdict(lambda: defaultdict(list)))
     for label, run in runs.items():
         for r in run["records"]:
-            if r["check"] not in kinds or r["function"] not in chosen:
+            if r["check"] not in checks or r["function"] not in chosen:
                 continue
             # A function not provided at all has one record without a dtype: it fills every dtype of the run.
-            for d in [r["dtype"]] if r["dtype"] else run.get("dtypes", []) if r["check"] == "provided" else []:
+            for d in [r["dtype"]] if r["dtype"] else run.get("dtypes", []) if r["check"] == kinds.PROVIDED else []:
                 if not optimizers or d in ("float64", "float32"):
                     grouped[r["function"]][d][label].append(r)
     return {fn: {d: {lab: _cell(rs) for lab, rs in sorted(by_run.items())} for d, by_run in sorted(by_dtype.items())}
@@ -170,8 +167,8 @@ def merge(paths: list[Path]) -> dict[str, Any]:
             "runs": {lab: {k: run[k] for k in ("backend", "version", "device", "environment", "machine") if k in run}
                      for lab, run in runs.items()},
             "values": matrix(runs, VALUE_CHECKS, False), "gradients": matrix(runs, GRADIENT_CHECKS, False),
-            "optimizers": matrix(runs, TRAJECTORY_CHECKS + ("stability", "provided"), True),
-            "sweep_values": sweep_matrix(runs, "value"), "sweep_gradients": sweep_matrix(runs, "gradient"),
+            "optimizers": matrix(runs, OPTIMIZER_TABLE, True),
+            "sweep_values": sweep_matrix(runs, kinds.VALUE), "sweep_gradients": sweep_matrix(runs, kinds.GRADIENT),
             "pairwise": pairwise(runs)}
 
 

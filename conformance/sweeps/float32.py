@@ -27,11 +27,14 @@ import time
 from typing import Any, Callable
 
 import numpy as np
-
-from nnconform.spec import Spec
+from nnconform.adapters.registry import load
+from nnconform.reference import Reference, ReferenceCache, approx
+from nnconform.spec import Spec, load_all
 from nnconform.spec import formula as F
+from tqdm import tqdm
 
-from .compare import measure
+from ..compare import measure
+from ..kinds import VALUE
 from .sweep import histogram, in_processes, num
 
 CHUNK = 1 << 22
@@ -69,7 +72,6 @@ def _screen_tree(node: F.Node) -> F.Node:
 
 
 def screen(spec: Spec, x: np.ndarray) -> np.ndarray:
-    from nnconform.reference import approx
     env = {"x": x[:, None], **{k: np.asarray(float(v)) for k, v in spec.default_params().items()}}
     return np.asarray(approx.evaluate(_screen_tree(spec.formula), env), dtype=np.float64).reshape(x.shape)
 
@@ -82,8 +84,6 @@ _W: dict[str, Any] = {}
 
 
 def _init(backend: str | Callable[[], Any], device: str, function: str) -> None:
-    from nnconform.adapters.registry import load
-    from nnconform.spec import load_all
     _W.update(adapter=backend() if callable(backend) else load(backend, device), spec=load_all()[function])
 
 
@@ -129,10 +129,7 @@ def _chunk(start: int, n: int) -> dict[str, Any]:
 def run(backend: str | Callable[[], Any], function: str, device: str = "cpu", jobs: int = 2, first: int = 0, count: int = 1 << 32,
         progress: bool = True) -> dict[str, Any]:
     """Sweep bit patterns first .. first+count-1 (all of them by default) and return one sweep record."""
-    from tqdm import tqdm
 
-    from nnconform.reference import Reference, ReferenceCache
-    from nnconform.spec import load_all
     spec = load_all()[function]
     if spec.family != "activation" or spec.shape != "elementwise" or len(spec.tensor_inputs) != 1 \
             or spec.doc.stochastic is not None:
@@ -147,7 +144,7 @@ def run(backend: str | Callable[[], Any], function: str, device: str = "cpu", jo
     bar.close()
     parts.sort(key=lambda p: p["start"])
     ref = Reference(ReferenceCache())
-    budget = spec.doc.tolerance.for_dtype("float32").ulp
+    budget = spec.budget("float32", VALUE).ulp
 
     def exact(bits: list[int], got: list[float]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The inputs, mpmath's values and the errors of `got` (NaN where the reference is uncertain)."""
@@ -173,7 +170,7 @@ def run(backend: str | Callable[[], Any], function: str, device: str = "cpu", jo
     finite_bins = [(bx, bu_) for bx, bu_ in zip(bins_x, bins_u) if math.isfinite(bx)]
     finite_bins.sort()
     step = max(1, len(finite_bins) // 400)
-    return {"function": function, "dtype": "float32", "quantity": "value", "grid": "exhaustive float32",
+    return {"function": function, "dtype": "float32", "quantity": VALUE, "grid": "exhaustive float32",
             "status": "measured", "budget_ulp": budget, "message": "",
             "points": count, "first_bits": first, "seconds": round(time.perf_counter() - begin, 1), "jobs": jobs,
             "max_ulp": num(max(mp_max, 0.0)), "max_ulp_screened": num(screened_max),

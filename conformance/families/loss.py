@@ -1,39 +1,190 @@
-"""What each loss check does; one claim per check, as for activations (checks.py).
+"""The loss family: its cases and its checks, generated from spec/losses/*.yaml; nothing here names a loss.
 
-The tolerance of a reduced loss (sum or mean) is derived, not guessed: each
-sample may be off by the spec's per-sample budget times its condition number,
-and a pairwise (or better) summation of n terms adds at most about
-log2(n) eps sum|l_i| (Higham, Accuracy and Stability of Numerical Algorithms,
-2nd ed., section 4.2); "mean" adds one rounding for its division.  A backend
-that sums naively in low precision exceeds this on large batches, which is the
-point of the large_batch check.  See docs/losses.md.
+A loss is checked in *configurations*: the plain loss (default parameters, no class weights)
+under each reduction, and then each option the spec declares (a real parameter such as
+label_smoothing, class weights, ignore_index) under "mean", where the options and the reduction
+interact (what a weighted mean divides by).  An option a backend's API lacks is reported "not
+provided" for that configuration only.  Ids read as sentences:
+``cross_entropy[float32] value reduction=mean with class weights``.
+
+The tolerance of a reduced loss (sum or mean) is derived, not guessed: each sample may be off
+by the spec's per-sample budget times its condition number, and a pairwise (or better)
+summation of n terms adds at most about log2(n) eps sum|l_i| (Higham, Accuracy and Stability of
+Numerical Algorithms, 2nd ed., section 4.2); "mean" adds one rounding for its division.  A
+backend that sums naively in low precision exceeds this on large batches, which is the point of
+the large_batch check.  See docs/losses.md.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Callable
 
 import numpy as np
 import pytest
 from hypothesis import strategies as st
 from hypothesis import target
-
-from nnconform.reference import LossReference, RefResult
-from nnconform.reference.dtypes import info
+from nnconform.adapters.base import NotProvided
+from nnconform.reference import RefResult
+from nnconform.reference.dtypes import cast, info, representable
 from nnconform.spec import Spec
+from nnconform.spec.schema import number
 
-from . import strategies as S
-from .cases import Case, show
-from .checks import CallTimeout, CheckFailure, Context, Worst, _measure, call_backend, failure, time_limit
-from .checks import run_search as _run_search
-from .compare import Measurement
-from .loss_cases import (CLASSES, ELEMENTS, LARGE_ROWS, PLAIN, ROWS, Config, fixed_loss_inputs, for_backend,
-                         weight_name)
+from ..compare import Measurement
+from ..kinds import GRADIENT, VALUE
+from ..core import (
+    Build,
+    CallTimeout,
+    Case,
+    CheckFailure,
+    Context,
+    Worst,
+    call_backend,
+    failure,
+    function_cases,
+    measure_case,
+    show,
+    time_limit,
+)
+from ..core import run_search as _run_search
+from ..inputs import grids as G
+from ..inputs.strategies import WIDTH
+from . import defaults
+
+NAME = "loss"
 
 
-def losses(ctx: Context) -> LossReference:
-    return LossReference(ctx.reference)
+def cases(build: Build, spec: Spec) -> list[Case]:
+    return function_cases(build, spec, for_dtype)
+
+
+ROWS, CLASSES = 4, 5           # vector losses: fixed shapes (jitted backends compile once per shape)
+ELEMENTS = (4, 3)              # elementwise losses
+LARGE_ROWS = 2048              # the large-batch check: float16 accumulation and naive sums become visible
+PLAIN = "plain"
+
+
+@dataclass(frozen=True)
+class Config:
+    name: str                  # "plain", a parameter name, "weight" or "ignore_index"
+    reduction: str
+
+    @property
+    def label(self) -> str:
+        what = {PLAIN: "", "weight": " with class weights", "ignore_index": " with ignore_index"}.get(
+            self.name, f" with {self.name}")
+        return f"reduction={self.reduction}{what}"
+
+
+def configs(spec: Spec) -> list[Config]:
+    out = [Config(PLAIN, r) for r in ("none", "sum", "mean")]
+    out += [Config(n, "mean") for n, p in spec.doc.params.items() if p.kind == "real"]
+    if any(s.kind == "class_weight" for s in spec.doc.inputs.values()):
+        out.append(Config("weight", "mean"))
+    if spec.ignore is not None:
+        out.append(Config("ignore_index", "mean"))
+    return out
+
+
+def weight_name(spec: Spec) -> str | None:
+    return next((n for n, s in spec.doc.inputs.items() if s.kind == "class_weight"), None)
+
+
+def for_backend(spec: Spec, inputs: dict[str, np.ndarray], weighted: bool) -> dict[str, np.ndarray]:
+    """The backend gets class weights only where the check is about them; the reference always has them (ones)."""
+    w = weight_name(spec)
+    return {k: v for k, v in inputs.items() if k != w or weighted}
+
+
+def fixed_loss_inputs(spec: Spec, dtype: str, rows: int = ROWS, classes: int = CLASSES,
+                      axis_shape: tuple[int, ...] | None = None) -> dict[str, np.ndarray]:
+    """Deterministic, documented inputs: predictions spread over the domain, targets cycling through the classes."""
+    out: dict[str, np.ndarray] = {}
+    if spec.shape == "elementwise":
+        shape = (rows, ELEMENTS[1]) if axis_shape is None else axis_shape
+        n = int(np.prod(shape))
+        for k, (name, s) in enumerate(spec.doc.inputs.items()):
+            dom = spec.domain(name)
+            lo, hi = max(dom.lo, -3.0), min(dom.hi, 3.0)
+            v = np.linspace(lo, hi, n + 2)[1:-1]
+            out[name] = cast((v if k == 0 else v[::-1]).reshape(shape), dtype)
+        return out
+    shape = (rows, classes) if axis_shape is None else axis_shape
+    axis = 1 if axis_shape is not None else -1
+    lead = tuple(d for i, d in enumerate(shape) if i != axis % len(shape))
+    for name, s in spec.doc.inputs.items():
+        if s.kind == "class_index":
+            out[name] = (np.arange(int(np.prod(lead))) % classes).reshape(lead).astype(np.int64)
+        elif s.kind == "class_weight":
+            out[name] = cast(np.ones(classes), dtype)
+        elif name == spec.tensor_inputs[0]:
+            dom = spec.domain(name)
+            lo, hi = max(dom.lo, -3.0), min(dom.hi, 3.0)
+            out[name] = cast(np.linspace(lo, hi, int(np.prod(shape))).reshape(shape), dtype)
+        else:                                            # probability targets: rows of a distribution
+            p = np.moveaxis(np.zeros(shape), axis, -1)
+            p[..., :] = np.arange(1, classes + 1) / (classes * (classes + 1) / 2)
+            out[name] = cast(np.moveaxis(p, -1, axis), dtype)
+    return out
+
+
+def stability_inputs(spec: Spec, entry: Any, dtype: str) -> dict[str, np.ndarray]:
+    def arr(items: list) -> np.ndarray:
+        return np.asarray([[number(v) for v in i] if isinstance(i, list) else number(i) for i in items], dtype=np.float64)
+    with np.errstate(over="ignore"):
+        x = cast(arr(entry.x), dtype)
+    out: dict[str, np.ndarray] = {spec.tensor_inputs[0]: x}
+    classes = x.shape[-1] if x.ndim > 1 else 1
+    for name, s in list(spec.doc.inputs.items())[1:]:
+        if s.kind == "class_index":
+            out[name] = arr(entry.target).astype(np.int64)
+        elif s.kind == "class_weight":
+            out[name] = cast(arr(entry.weight) if entry.weight is not None else np.ones(classes), dtype)
+        else:
+            with np.errstate(over="ignore"):
+                out[name] = cast(arr(entry.target), dtype)
+    return out
+
+
+def for_dtype(build: Build, spec: Spec, dtype: str, differentiable: bool, why_not: str) -> list[Case]:
+    out: list[Case] = []
+    for cfg in configs(spec):
+        out.append(Case(spec, dtype, "value", cfg.label, extra=cfg))
+        for i, wrt in enumerate(spec.differentiable_inputs):
+            # The gradient of a sum is the per-sample gradient times a constant ("none" covers it);
+            # a target's gradient is checked plain, the options belong to the predictions.
+            if cfg.reduction == "sum" or (i > 0 and cfg.name != PLAIN):
+                continue
+            label = f"d/d{wrt} {cfg.label}"
+            skip = None if differentiable else f"not provided: {why_not}"
+            out.append(Case(spec, dtype, "gradient", label, wrt=wrt, extra=cfg, skip=skip))
+    losses = build.losses
+    for entry in spec.doc.stability:
+        params = {**spec.default_params(), **{k: number(v) for k, v in entry.params.items()}}
+        inputs = stability_inputs(spec, entry, dtype)
+        try:
+            res = losses.value(spec, inputs, params, entry.reduction, dtype)
+            expected = "uncertain" if res.any_uncertain else show(res.values)
+        except Exception:   # noqa: BLE001 - an id must never stop collection; the test itself reports it
+            expected = "?"
+        shown = " ".join(f"{k}={show(v)}" for k, v in inputs.items() if k != weight_name(spec) or entry.weight)
+        label = f"reduction={entry.reduction} {shown} -> {expected}"
+        out.append(Case(spec, dtype, "stability", label, inputs=inputs, params=params,
+                        extra=(Config(PLAIN if entry.weight is None else "weight", entry.reduction), entry.why)))
+    for r in ("none", "mean"):
+        out.append(Case(spec, dtype, "special", f"nan in the predictions propagates reduction={r}", extra=Config(PLAIN, r)))
+    out.append(Case(spec, dtype, "dtype", "output dtype and shape for every reduction"))
+    out.append(Case(spec, dtype, "shapes", "batch of one reduction=mean", extra=("one", Config(PLAIN, "mean"))))
+    for r in ("none", "sum", "mean"):
+        out.append(Case(spec, dtype, "shapes", f"empty batch reduction={r}", extra=("empty", Config(PLAIN, r))))
+    if spec.shape == "vector":
+        for r in ("none", "mean"):
+            out.append(Case(spec, dtype, "shapes", f"class axis 1 of 3 reduction={r}", extra=("axis", Config(PLAIN, r))))
+    if dtype != "float64":    # float64 summation error stays far below any budget at this size
+        for r in ("sum", "mean"):
+            out.append(Case(spec, dtype, "large_batch", f"{LARGE_ROWS} samples reduction={r}", extra=Config(PLAIN, r)))
+    return out
 
 
 def run_search(ctx: Context, case: Case, strategy: st.SearchStrategy[Any], body: Any, explicit: list[Any] = ()) -> None:
@@ -46,7 +197,7 @@ def run_search(ctx: Context, case: Case, strategy: st.SearchStrategy[Any], body:
 def _element_parts(spec: Spec, name: str, dtype: str, tiny: bool) -> tuple[list[tuple[float, float]], list[float]]:
     """The ranges (clipped to the domain's finite bounds) and special values of `_element`'s mixture,
     shared with the fixed sample so that the sample stands for the draws."""
-    lo, hi = S.finite_bounds(spec.domain(name), dtype)
+    lo, hi = G.finite_bounds(spec.domain(name), dtype)
     ranges = [(-40.0, 40.0), (-8192.0, 8192.0)] + ([(-2.0 ** -10, 2.0 ** -10)] if tiny else [])
     return [(max(lo, a), min(hi, b)) for a, b in ranges if max(lo, a) < min(hi, b)], [0.0, 1.0, -1.0, 0.5]
 
@@ -61,9 +212,9 @@ def _element(spec: Spec, name: str, dtype: str, tiny: bool = True) -> st.SearchS
     """
     dom = spec.domain(name)
     ranges, specials = _element_parts(spec, name, dtype, tiny)
-    parts = [st.floats(a, b, width=S.WIDTH[dtype], allow_nan=False, allow_subnormal=True) for a, b in ranges]
+    parts = [st.floats(a, b, width=WIDTH[dtype], allow_nan=False, allow_subnormal=True) for a, b in ranges]
     parts.append(st.sampled_from(specials))
-    return st.one_of(parts).map(lambda v: S.representable(v, dtype)).filter(lambda v: math.isfinite(v) and v in dom)
+    return st.one_of(parts).map(lambda v: representable(v, dtype)).filter(lambda v: math.isfinite(v) and v in dom)
 
 
 def _distribution(classes: int, dtype: str) -> st.SearchStrategy[list[float]]:
@@ -79,10 +230,10 @@ def _param(spec: Spec, name: str, dtype: str) -> st.SearchStrategy[float]:
     lo, hi = max(dom.lo, -5.0), min(dom.hi, 5.0)
     if lo == 0 and not dom.lo_closed:
         lo = 0.05
-    return st.floats(lo, hi, allow_nan=False).map(lambda v: S.representable(v, dtype)).filter(lambda v: v in dom)
+    return st.floats(lo, hi, allow_nan=False).map(lambda v: representable(v, dtype)).filter(lambda v: v in dom)
 
 
-def example(spec: Spec, dtype: str, cfg: Config) -> st.SearchStrategy[tuple[dict[str, Any], dict[str, np.ndarray]]]:
+def draws(spec: Spec, dtype: str, cfg: Config) -> st.SearchStrategy[tuple[dict[str, Any], dict[str, np.ndarray]]]:
     """(params, inputs) for one configuration."""
     defaults = spec.default_params()
     if cfg.name in spec.doc.params and cfg.name != "ignore_index":
@@ -100,13 +251,13 @@ def _inputs(spec: Spec, dtype: str, params: dict[str, Any], cfg: Config) -> st.S
         n = int(np.prod(ELEMENTS))
         for name in spec.tensor_inputs:
             parts[name] = st.lists(_element(spec, name, dtype), min_size=n, max_size=n).map(
-                lambda v: S.cast(v, dtype).reshape(ELEMENTS))
+                lambda v: cast(v, dtype).reshape(ELEMENTS))
         return st.fixed_dictionaries(parts)
     n = ROWS * CLASSES
     for i, (name, s) in enumerate(spec.doc.inputs.items()):
         if i == 0:
             parts[name] = st.lists(_element(spec, name, dtype, tiny=False), min_size=n, max_size=n).map(
-                lambda v: S.cast(v, dtype).reshape(ROWS, CLASSES))
+                lambda v: cast(v, dtype).reshape(ROWS, CLASSES))
         elif s.kind == "class_index":
             ignore = int(params.get("ignore_index", -100))
             first = st.just(ignore) if cfg.name == "ignore_index" else st.integers(0, CLASSES - 1)
@@ -117,11 +268,11 @@ def _inputs(spec: Spec, dtype: str, params: dict[str, Any], cfg: Config) -> st.S
             # that weight * loss underflows (that would measure gradual underflow, not the loss)
             one = st.one_of(st.just(0.0), st.floats(0.0625, 4.0))
             weights = st.lists(one, min_size=CLASSES, max_size=CLASSES).map(
-                lambda v: S.cast(v, dtype)) if cfg.name == "weight" else st.just(S.cast(np.ones(CLASSES), dtype))
+                lambda v: cast(v, dtype)) if cfg.name == "weight" else st.just(cast(np.ones(CLASSES), dtype))
             parts[name] = weights
         else:
             parts[name] = st.lists(_distribution(CLASSES, dtype), min_size=ROWS, max_size=ROWS).map(
-                lambda v: S.cast(v, dtype))
+                lambda v: cast(v, dtype))
     return st.fixed_dictionaries(parts)
 
 
@@ -131,7 +282,7 @@ def _cotangent(shape: tuple[int, ...], dtype: str) -> st.SearchStrategy[np.ndarr
     n = int(np.prod(shape))
     size = st.one_of(st.sampled_from([1.0, 0.5, 2.0]), st.floats(0.25, 2.0))
     signed = st.tuples(size, st.booleans()).map(lambda t: -t[0] if t[1] else t[0])
-    return st.lists(signed, min_size=n, max_size=n).map(lambda vs: S.cast(vs, dtype).reshape(shape))
+    return st.lists(signed, min_size=n, max_size=n).map(lambda vs: cast(vs, dtype).reshape(shape))
 
 
 # ---------------------------------------------------------------- backend and tolerance
@@ -142,40 +293,46 @@ def backend_loss(ctx: Context, spec: Spec, inputs: dict[str, np.ndarray], params
     return call_backend(ctx, f"{spec.name} value", lambda: ctx.adapter.value(spec.name, call, {**params, "reduction": cfg.reduction}, dtype))
 
 
+def mean_rounding(reduction: str) -> float:
+    """The one ULP a mean adds for its division."""
+    return 1.0 if reduction == "mean" else 0.0
+
+
 def reduced_budget(ctx: Context, spec: Spec, inputs: dict[str, np.ndarray], params: dict[str, Any], reduction: str,
                    dtype: str, budget: float, exact: RefResult) -> float:
     """The ULPs a reduced loss may be off by: per-sample budgets plus summation (see the module docstring)."""
-    L = losses(ctx)
+    L = ctx.losses
     per = L.approximate(spec, inputs, params).ravel()       # sizes of the terms: float64 is plenty
     cond = np.ones_like(per)
-    if spec.condition is not None:
+    if spec.budget(dtype, VALUE).condition is not None:
         cond = np.maximum(1.0, L.condition(spec, "value", inputs, params, dtype).ravel())
     eps = 2.0 ** (1 - info(dtype).precision)
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        spacing = np.spacing(np.abs(S.cast(per, dtype))).astype(np.float64)
+        spacing = np.spacing(np.abs(cast(per, dtype))).astype(np.float64)
         n = max(per.size, 2)
         err = np.nansum(budget * cond * spacing) + math.ceil(math.log2(n)) * eps * np.nansum(np.abs(per))
         if reduction == "mean":
             err /= np.nansum(L.counts(spec, inputs, params))
         total = abs(float(exact.values.astype(np.float64).ravel()[0])) if exact.values.size else 0.0
-        unit = float(np.spacing(S.cast([total], dtype)).astype(np.float64)[0])
+        unit = float(np.spacing(cast([total], dtype)).astype(np.float64)[0])
     allowed = max(budget, err / unit) if math.isfinite(unit) and unit > 0 else budget
-    return allowed + (1.0 if reduction == "mean" else 0.0)
+    return allowed + mean_rounding(reduction)
 
 
 def _compare(ctx: Context, case: Case, got: np.ndarray, inputs: dict[str, np.ndarray], params: dict[str, Any],
              cfg: Config, what: str, extra: str = "") -> Measurement:
     spec, dtype = case.spec, case.dtype
-    budget = spec.doc.tolerance.for_dtype(dtype).ulp
-    ref = losses(ctx).value(spec, inputs, params, cfg.reduction, dtype)
+    budget = spec.budget(dtype, VALUE).ulp
+    ref = ctx.losses.value(spec, inputs, params, cfg.reduction, dtype)
     if cfg.reduction == "none":
-        cond = losses(ctx).condition(spec, "value", inputs, params, dtype) if spec.condition is not None else None
+        cond = ctx.losses.condition(spec, VALUE, inputs, params, dtype) if spec.budget(dtype, VALUE).condition is not None \
+            else None
         allowed, shown = budget, budget
     else:
         cond, allowed = None, reduced_budget(ctx, spec, inputs, params, cfg.reduction, dtype, budget, ref)
         shown = allowed
     same = [a for a in inputs.values() if np.asarray(a).shape == ref.values.shape]
-    m = _measure(got, ref, dtype, allowed, cond, case, same or None)
+    m = measure_case(got, ref, dtype, allowed, cond, case, same or None)
     ctx.results.setdefault(case.id, Worst()).update(m, inputs, params)
     if m.any_certain and not m.ok:
         raise failure(ctx, case, m, for_backend(spec, inputs, cfg.name == "weight"),
@@ -193,7 +350,7 @@ def check_value(ctx: Context, case: Case) -> None:
         got = backend_loss(ctx, spec, inputs, params, cfg, dtype)
         m = _compare(ctx, case, got, inputs, params, cfg, "value against the exact reference")
         target(min(m.max_ratio, 1e9), label="error / allowed")
-    run_search(ctx, case, example(spec, dtype, cfg), body,
+    run_search(ctx, case, draws(spec, dtype, cfg), body,
                explicit=corner_examples(spec, dtype, cfg) + sample_examples(spec, dtype, cfg))
 
 
@@ -211,7 +368,7 @@ def sample_examples(spec: Spec, dtype: str, cfg: Config) -> list[tuple[dict[str,
     """
     if cfg.name in ("ignore_index", "weight"):      # their configurations need drawn labels and weights
         return []
-    rng = S.fixed_rng(spec.name, dtype, cfg.name, cfg.reduction)
+    rng = G.fixed_rng(spec.name, dtype, cfg.name, cfg.reduction)
     inputs: dict[str, np.ndarray] = {}
     if spec.shape == "elementwise":
         for name in spec.tensor_inputs:
@@ -224,9 +381,9 @@ def sample_examples(spec: Spec, dtype: str, cfg: Config) -> list[tuple[dict[str,
         elif s.kind == "class_index":
             inputs[name] = rng.integers(0, CLASSES, SAMPLE_ROWS).astype(np.int64)
         elif s.kind == "class_weight":
-            inputs[name] = S.cast(np.ones(CLASSES), dtype)
+            inputs[name] = cast(np.ones(CLASSES), dtype)
         else:
-            parts = S.mixture(rng, [0.0, (0.0, 1.0), (1e-6, 1e-2)], SAMPLE_ROWS * CLASSES).reshape(SAMPLE_ROWS, CLASSES)
+            parts = G.mixture(rng, [0.0, (0.0, 1.0), (1e-6, 1e-2)], SAMPLE_ROWS * CLASSES).reshape(SAMPLE_ROWS, CLASSES)
             parts[parts.sum(axis=1) == 0, 0] = 1.0
             dist = parts / parts.sum(axis=1, keepdims=True)
             # Hypothesis's floats also give entries at the bottom of the normal range (JAX's float32
@@ -236,7 +393,7 @@ def sample_examples(spec: Spec, dtype: str, cfg: Config) -> list[tuple[dict[str,
             tiny = 2.0 ** info(dtype).emin * np.asarray([1.0, 1.0 + 2.0 ** -8, 2.0])
             rows = np.nonzero(rng.random(SAMPLE_ROWS) < 0.25)[0]
             dist[rows, rng.integers(0, CLASSES, rows.size)] = rng.choice(tiny, rows.size)
-            inputs[name] = S.cast(dist / dist.sum(axis=1, keepdims=True), dtype)
+            inputs[name] = cast(dist / dist.sum(axis=1, keepdims=True), dtype)
     return [(spec.default_params(), inputs)]
 
 
@@ -246,7 +403,7 @@ def _sample_values(spec: Spec, name: str, dtype: str, rng: np.random.Generator, 
     ranges, specials = _element_parts(spec, name, dtype, tiny)
     inside = [v for v in specials if v in dom]
     parts: list[tuple[float, float] | list[float]] = [*ranges, *([inside] if inside else [])]
-    x = S.cast(S.mixture(rng, parts, 2 * n), dtype)
+    x = cast(G.mixture(rng, parts, 2 * n), dtype)
     wide = x.astype(np.float64)
     kept = x[np.isfinite(wide) & dom.mask(wide)]
     return kept[:n] if kept.size >= n else np.resize(kept, n)
@@ -264,7 +421,7 @@ def corner_examples(spec: Spec, dtype: str, cfg: Config) -> list[tuple[dict[str,
     params = spec.default_params()
     if cfg.name in spec.doc.params:
         hi = min(spec.param_domain(cfg.name).hi, 5.0)
-        params = {**params, cfg.name: S.representable(hi, dtype)}
+        params = {**params, cfg.name: representable(hi, dtype)}
     inputs = fixed_loss_inputs(spec, dtype)
     n = inputs[first].size
     if math.isinf(dom.lo) and math.isinf(dom.hi):
@@ -279,13 +436,13 @@ def corner_examples(spec: Spec, dtype: str, cfg: Config) -> list[tuple[dict[str,
         corner = np.resize(np.asarray([v for v in ends if v in dom]), n)
     else:
         return []
-    return [(params, {**inputs, first: S.cast(corner.reshape(inputs[first].shape), dtype)})]
+    return [(params, {**inputs, first: cast(corner.reshape(inputs[first].shape), dtype)})]
 
 
 def check_gradient(ctx: Context, case: Case) -> None:
     spec, dtype, cfg, wrt = case.spec, case.dtype, case.extra, case.wrt
-    budget = spec.doc.tolerance.for_dtype(dtype).gradient_ulp + (1.0 if cfg.reduction == "mean" else 0.0)
-    L = losses(ctx)
+    budget = spec.budget(dtype, GRADIENT, wrt).ulp + mean_rounding(cfg.reduction)
+    L = ctx.losses
 
     def with_g(ex: tuple) -> st.SearchStrategy[tuple]:
         params, inputs = ex
@@ -299,20 +456,20 @@ def check_gradient(ctx: Context, case: Case) -> None:
         got = call_backend(ctx, f"{spec.name} gradient", lambda: ctx.adapter.vjp(spec.name, wrt, call, g, full, dtype))
         ref = L.vjp(spec, wrt, inputs, g, params, cfg.reduction, dtype)
         cond = L.condition(spec, "gradient", inputs, params, dtype, wrt) \
-            if (spec.gradient_condition is not None or wrt in spec.gradient_conditions) else None
+            if spec.budget(dtype, GRADIENT, wrt).condition is not None else None
         # Where the derivative does not exist or is infinite (a probability of exactly 0 or 1, a
         # target of 0 in kl_div) the value and stability checks judge the convention.
         undefined = ~np.isfinite(ref.values.astype(np.float64)) & ~ref.uncertain
         same = [a for a in inputs.values() if np.asarray(a).shape == ref.values.shape]   # subnormal operands
-        m = _measure(got, ref, dtype, budget, cond, case, same, exclude=undefined)
+        m = measure_case(got, ref, dtype, budget, cond, case, same, exclude=undefined)
         ctx.results.setdefault(case.id, Worst()).update(m, inputs, params)
         target(min(m.max_ratio, 1e9), label="error / allowed")
         if m.any_certain and not m.ok:
             raise failure(ctx, case, m, {**call, "g": g}, full, f"vector-Jacobian product with cotangent g = {show(g)}",
                           budget)
     fixed = gradient_corner_examples(spec, dtype, cfg) + sample_examples(spec, dtype, cfg)
-    run_search(ctx, case, example(spec, dtype, cfg).flatmap(with_g), body,
-               explicit=[(p, x, S.fixed_cotangent(L.value(spec, x, p, cfg.reduction, "float64").values.shape, dtype))
+    run_search(ctx, case, draws(spec, dtype, cfg).flatmap(with_g), body,
+               explicit=[(p, x, G.fixed_cotangent(L.value(spec, x, p, cfg.reduction, "float64").values.shape, dtype))
                          for p, x in fixed])
 
 
@@ -343,7 +500,7 @@ def check_special(ctx: Context, case: Case) -> None:
     first = spec.tensor_inputs[0]
     x = inputs[first].astype(np.float64).copy()
     x.reshape(-1)[0] = math.nan
-    inputs[first] = S.cast(x, dtype)
+    inputs[first] = cast(x, dtype)
     params = spec.default_params()
     got = backend_loss(ctx, spec, inputs, params, cfg, dtype)
     _compare(ctx, case, got, inputs, params, cfg, "special values: a NaN prediction makes its sample (and any reduction) NaN")
@@ -357,7 +514,7 @@ def check_dtype(ctx: Context, case: Case) -> None:
     problems = []
     for r in ("none", "sum", "mean"):
         got = backend_loss(ctx, spec, inputs, params, Config(PLAIN, r), dtype)
-        shape = losses(ctx).value(spec, inputs, params, r, dtype).values.shape
+        shape = ctx.losses.value(spec, inputs, params, r, dtype).values.shape
         if got.dtype != want:
             problems.append(f"reduction={r}: output dtype {got.dtype} for {dtype} input")
         if got.shape != shape:
@@ -385,11 +542,11 @@ def check_shapes(ctx: Context, case: Case) -> None:
     except CallTimeout as exc:
         raise CheckFailure(f"{case.id}: {ctx.adapter.name}: {exc}") from None
     except Exception as exc:   # noqa: BLE001
-        if kind == "empty" or type(exc).__name__ == "NotProvided":
+        if kind == "empty" or isinstance(exc, NotProvided):
             pytest.skip(f"not provided: {ctx.adapter.name} does not take this shape ({type(exc).__name__}: {exc})")
         raise CheckFailure(f"{case.id}: {ctx.adapter.name} raised {type(exc).__name__}: {exc}") from exc
     got = np.asarray(got)
-    ref = losses(ctx).value(spec, inputs, params, cfg.reduction, dtype)
+    ref = ctx.losses.value(spec, inputs, params, cfg.reduction, dtype)
     if got.shape != ref.values.shape:
         raise CheckFailure(f"{case.id}: output shape {got.shape}, expected {ref.values.shape}\n  repro: "
                            f"{ctx.adapter.repro(spec.name, call, {**params, 'reduction': cfg.reduction}, dtype)}")
@@ -410,12 +567,14 @@ def check_large_batch(ctx: Context, case: Case) -> None:
             v = rng.uniform(lo + (hi - lo) / 64, hi - (hi - lo) / 64, a.shape)   # clear of 0 and 1 probabilities
             if spec.shape == "vector" and name != spec.tensor_inputs[0]:
                 v = v / v.sum(axis=-1, keepdims=True)
-            inputs[name] = S.cast(v, dtype)
+            inputs[name] = cast(v, dtype)
     params = spec.default_params()
     got = backend_loss(ctx, spec, inputs, params, cfg, dtype)
     _compare(ctx, case, got, inputs, params, cfg, f"{LARGE_ROWS} samples: the reduction's own rounding error",
              "a naive running sum in the input's precision loses about sqrt(n) ULPs; pairwise summation log2(n)")
 
 
-RUNNERS = {"value": check_value, "gradient": check_gradient, "stability": check_stability, "special": check_special,
-           "dtype": check_dtype, "shapes": check_shapes, "large_batch": check_large_batch}
+RUNNERS: dict[str, Callable[[Context, Case], None]] = {
+    "value": check_value, "gradient": check_gradient, "stability": check_stability, "special": check_special,
+    "dtype": check_dtype, "shapes": check_shapes, "large_batch": check_large_batch, **defaults.RUNNERS,
+}

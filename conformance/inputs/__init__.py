@@ -1,0 +1,1 @@
+"""Inputs: Hypothesis strategies (strategies.py) and the deterministic sets every seed runs (grids.py)."""
