@@ -13,8 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import (Adapter, Fixed, Missing, NativeDefault, Op, Optimizer, Session, native_default, require_class_axis,
-                   signature_default)
+from .base import Adapter, Fixed, Missing, NativeDefault, Op, Optimizer, Session, native_default, require_class_axis, signature_default
 
 KERAS_REDUCTION = {"none": None, "sum": "sum", "mean": "sum_over_batch_size"}
 

@@ -10,8 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .base import (Adapter, Fixed, Missing, NativeDefault, NotProvided, Op, Optimizer, Session, native_default,
-                   require_class_axis)
+from .base import Adapter, Fixed, Missing, NativeDefault, NotProvided, Op, Optimizer, Session, native_default, require_class_axis
 
 DTYPES = {"float64": torch.float64, "float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}
 

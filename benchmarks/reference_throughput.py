@@ -12,6 +12,7 @@ import argparse
 import time
 
 import numpy as np
+
 from nnconform.reference import Reference, ReferenceCache
 from nnconform.spec import load_all
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
 from nnconform.reference import RefResult
 from nnconform.reference.dtypes import info, ulp_error
 

@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, example, given, seed, settings
 from hypothesis import strategies as st
+
 from nnconform.adapters.base import Adapter, NotProvided
 from nnconform.reference import LossReference, OptimizerReference, Reference, RefResult
 from nnconform.spec import OptimizerSpec, Spec

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from nnconform.spec.loader import SpecError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from nnconform.spec.loader import SpecError
 
 from .core import Case
 

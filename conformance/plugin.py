@@ -239,6 +239,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         from .report import records
         header = records.run_header(s["adapter"], s["dtypes"])
         header["profile"] = s["profile"]
+        header["known"] = [e.model_dump(exclude_none=True) for e in s["known"]]   # what the verdicts were judged by
         worker = os.environ.get("PYTEST_XDIST_WORKER")
         directory = Path(target) / worker if worker else Path(target)
         s["written"] = records.write(directory, header, s["records"])

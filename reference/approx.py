@@ -10,15 +10,15 @@ Never used for a reference value.
 
 from __future__ import annotations
 
-from fractions import Fraction
-from typing import Mapping
-
 import functools
 import math
+from fractions import Fraction
+from typing import Mapping
 
 import numpy as np
 
 from nnconform.spec import formula as F
+
 
 @functools.cache
 def _erf_table() -> tuple:

@@ -22,7 +22,6 @@ from typing import Hashable
 import numpy as np
 
 from . import shipped
-from .dtypes import UNCERTAIN_BITS
 
 CACHE_VERSION = "1"
 Key = Hashable

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import ml_dtypes
 import numpy as np
-from mpmath.libmp import finf, fninf, fnan, fzero, normalize, to_float
+from mpmath.libmp import finf, fnan, fninf, fzero, normalize, to_float
 
 MpfTuple = tuple  # mpmath's raw (sign, mantissa, exponent, bitcount)
 # Stored in place of a result the reference could not certify ("reference uncertain"): a NaN payload.
@@ -89,7 +89,7 @@ def ulp_of(values: np.ndarray, dtype: DtypeInfo) -> np.ndarray:
 
 
 def ulp_error(got: np.ndarray, expected: np.ndarray, dtype: DtypeInfo) -> np.ndarray:
-    """|got - expected| / ulp(expected): DESIGN.md's error measure (expected correctly rounded, finite)."""
+    """|got - expected| / ulp(expected): the design's error measure (docs/design.md) (expected correctly rounded, finite)."""
     with np.errstate(over="ignore", invalid="ignore"):     # a huge error is inf ULP, not a warning
         diff = np.abs(np.asarray(got, dtype=np.float64) - np.asarray(expected, dtype=np.float64))
         return diff / ulp_of(expected, dtype)

@@ -24,9 +24,28 @@ from fractions import Fraction
 from typing import Callable, Union
 
 import mpmath
-from mpmath.libmp import (fone, from_int, from_str, fzero, mpf_abs, mpf_add, mpf_cmp, mpf_div,
-                          mpf_erf, mpf_erfc, mpf_exp, mpf_log, mpf_mul, mpf_neg, mpf_pi, mpf_pow_int,
-                          mpf_sqrt, mpf_sub, mpf_tanh, to_int)
+from mpmath.libmp import (
+    fone,
+    from_int,
+    from_str,
+    fzero,
+    mpf_abs,
+    mpf_add,
+    mpf_cmp,
+    mpf_div,
+    mpf_erf,
+    mpf_erfc,
+    mpf_exp,
+    mpf_log,
+    mpf_mul,
+    mpf_neg,
+    mpf_pi,
+    mpf_pow_int,
+    mpf_sqrt,
+    mpf_sub,
+    mpf_tanh,
+    to_int,
+)
 
 from nnconform.spec import formula as F
 

@@ -14,15 +14,16 @@ from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
-from typing import Iterable, Mapping
+from typing import Iterable, Mapping, TypeVar
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from . import formula as F
 from .schema import DTYPES, RESERVED_OPTIMIZER_NAMES, Interval, OptimizerDocument, SpecDocument, number, parse_interval
 
 MAX_SPEC_BYTES = 256 * 1024
+M = TypeVar("M", bound=BaseModel)
 FAMILIES = ("activation", "loss", "optimizer")
 _FAMILY_DIRS = {"activation": "activations", "loss": "losses", "optimizer": "optimizers"}
 
@@ -142,7 +143,7 @@ def _parse(path: str, where: str, text: object, allowed: Iterable[str], index: I
         raise SpecError(path, where, str(exc)) from None
 
 
-def _validate(model: type, data: dict, path: str) -> object:
+def _validate(model: type[M], data: dict, path: str) -> M:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -320,9 +321,9 @@ def parse_optimizer(data: dict, path: str, fingerprint: str = "") -> OptimizerSp
         step.append((target, tree))
         known.add(target)
     for i, case in enumerate(doc.stability):
-        for p in case.params:
-            if p not in doc.params:
-                raise SpecError(path, f"stability.{i}.params.{p}", f"{p!r} is not a hyperparameter")
+        for given in case.params:
+            if given not in doc.params:
+                raise SpecError(path, f"stability.{i}.params.{given}", f"{given!r} is not a hyperparameter")
     return OptimizerSpec(doc=doc, path=path, fingerprint=fingerprint, step=tuple(step),
                          initial=MappingProxyType(initial), defaults=MappingProxyType(_defaults(doc, path)))
 

@@ -134,7 +134,7 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
 
 
 def test_imports_point_one_way_between_the_packages() -> None:
-    # spec <- reference <- conformance -> adapters -> spec (DESIGN.md): never the other way.
+    # spec <- reference <- conformance -> adapters -> spec (docs/design.md): never the other way.
     forbidden = {"spec": ("reference", "adapters", "conformance"), "reference": ("adapters", "conformance"),
                  "adapters": ("reference", "conformance")}
     bad = [(m, t) for m, targets in import_graph().items() for t in targets

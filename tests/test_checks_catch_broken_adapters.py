@@ -10,6 +10,7 @@ from typing import Any, Callable
 import numpy as np
 import pytest
 import scipy.special as sp
+
 from nnconform.adapters.base import Adapter, NativeDefault, Op
 from nnconform.conformance.core import CheckFailure, Context
 from nnconform.conformance.families import CaseBuilder, run

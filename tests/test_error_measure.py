@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from nnconform.reference.dtypes import info, ulp_error, ulp_of
 
 

@@ -2,7 +2,7 @@
 
 Each planted fault sits where 25 draws rarely land: one float16 number of 63,488, or one pair of
 neighbouring float64 numbers.  Before the fixed grids such findings moved with the seed
-(docs/NOTES.md, "Determinism").
+(docs/design.md, "Determinism").
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import ml_dtypes
 import numpy as np
 import pytest
 import scipy.special as sp
+
 from nnconform.adapters.base import Adapter, Op
 from nnconform.conformance.core import CheckFailure, Context
 from nnconform.conformance.families import CaseBuilder, run

@@ -1,7 +1,7 @@
 """The gradient conditions allow what the textbook backward pass, rounded in the dtype, makes.
 
 Each row is one where an earlier condition was too tight and accused a correct computation
-(docs/NOTES.md, issue 8).  The expected values are the reference's (mpmath, correctly rounded);
+(docs/design.md, "Determinism").  The expected values are the reference's (mpmath, correctly rounded);
 the textbook formulas share no code with it.
 """
 
@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 import pytest
+
 from nnconform.adapters.base import Op
 from nnconform.conformance.compare import measure, near_underflow
 from nnconform.reference import Reference
@@ -78,6 +79,7 @@ def test_the_gradient_check_leaves_out_cotangents_near_underflow(monkeypatch: py
     # passes only if it leaves the first kind out, and the planted 0.1% error shows it still
     # measures the second.
     from hypothesis import strategies as st
+
     from nnconform.conformance.inputs import strategies as S
     from nnconform.reference.dtypes import cast
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+
 from nnconform.spec import SpecError, load_spec, load_text, parse_document, spec_files
 
 GOOD = yaml.safe_load(next(p for p in spec_files() if p.stem == "softplus").read_text())

@@ -16,6 +16,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
 from nnconform.spec import SpecError, load_text, spec_files
 from nnconform.spec import formula as F
 

@@ -8,6 +8,7 @@ from typing import Any, Callable
 import numpy as np
 import pytest
 import scipy.special as sp
+
 from nnconform.adapters.base import Adapter, Op
 from nnconform.adapters.numpy_adapter import LOSSES, _reduce
 from nnconform.conformance.core import CheckFailure, Context

@@ -9,6 +9,7 @@ import mpmath
 import numpy as np
 import pytest
 from mpmath.libmp import from_float, from_int
+
 from nnconform.reference import LossReference, Reference, ReferenceCache
 from nnconform.reference import evaluator as E
 from nnconform.reference.losses import split

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from nnconform.conformance import cli
 from nnconform.conformance.report import merge
 from nnconform.conformance.report.records import SCHEMA_VERSION

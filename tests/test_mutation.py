@@ -5,6 +5,7 @@ for it, and without crashing (a mutant that raises proves nothing)."""
 from __future__ import annotations
 
 import pytest
+
 from nnconform.conformance.selftest.mutation import CATALOGUE, FAST, run_mutants
 
 

@@ -12,6 +12,7 @@ from typing import Any, Callable
 
 import numpy as np
 import pytest
+
 from nnconform.adapters.base import Adapter, Optimizer, Session
 from nnconform.conformance.core import CheckFailure, Context
 from nnconform.conformance.families import CaseBuilder, run

@@ -9,6 +9,7 @@ from typing import Callable
 import mpmath
 import numpy as np
 import pytest
+
 from nnconform.reference import OptimizerReference, Problem, running_error_bound
 from nnconform.spec import load_all
 

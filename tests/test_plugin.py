@@ -6,8 +6,9 @@ import json
 from importlib import metadata
 from pathlib import Path
 
-import nnconform.conformance
 import pytest
+
+import nnconform.conformance
 from nnconform.adapters import registry
 from nnconform.conformance.report import records
 

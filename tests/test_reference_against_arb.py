@@ -14,6 +14,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+
 from nnconform.reference import Reference, ReferenceCache
 from nnconform.spec import Spec, load_all
 from nnconform.spec import formula as F

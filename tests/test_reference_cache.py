@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from nnconform.reference import Reference, ReferenceCache, engine
 from nnconform.spec import load_all, parse_document
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import mpmath
 import numpy as np
 import pytest
+
 from nnconform.reference import Reference
 from nnconform.reference import evaluator as E
 from nnconform.spec import Spec, load_all

@@ -7,6 +7,7 @@ import math
 import mpmath
 import numpy as np
 import pytest
+
 from nnconform.reference import Reference
 from nnconform.reference import evaluator as E
 from nnconform.reference.dtypes import info, round_mpf

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from nnconform.conformance.report import html as report
 
 from .test_report_pages import write_run

@@ -16,11 +16,12 @@ from typing import Any
 
 import pytest
 import yaml
+from PIL import Image
+
 from nnconform.conformance import cli
 from nnconform.conformance.report import html as report
 from nnconform.conformance.report import records
 from nnconform.conformance.report.records import SCHEMA_VERSION
-from PIL import Image
 
 
 def check(fn: str, dtype: str | None, kind: str, status: str, max_ulp: float | None = None, budget: float = 2.0,
@@ -61,7 +62,9 @@ SWEEPS = [swept("softplus", "float16", "value", 1.0), swept("softplus", "float16
 
 def write_run(directory: Path, backend: str = "numpy", checks: list | None = None, sweeps: list | None = None) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    (directory / f"{backend}-cpu.json").write_text(json.dumps({**header(backend, "checks"), "records": checks or CHECKS}))
+    applied = yaml.safe_load((Path(report.known.__file__).parent / "known" / "numpy.yaml").read_text())
+    (directory / f"{backend}-cpu.json").write_text(json.dumps({**header(backend, "checks"), "records": checks or CHECKS,
+                                                             "known": applied}))
     (directory / f"{backend}-cpu.sweep.json").write_text(json.dumps({**header(backend, "sweeps"), "sweeps": sweeps or SWEEPS}))
     return directory
 
@@ -141,10 +144,23 @@ def test_findings_defaults_conventions_and_the_known_list_are_shown(tmp_path: Pa
     conv = page.row("softplus", "convention")
     assert conv[0][0] == "threshold" and conv[1][0] == "none" and conv[2][0] == "(not stated by the spec)"
     assert page.row("relu[float32] kink", "detail")[1][0] == "known convention: relu'(0) = 1."
-    # The known list shown is numpy's own file, read here independently.
+    # The known list shown is the one the run applied, as its records carry it (numpy's file, read here independently).
     listed = yaml.safe_load((Path(report.known.__file__).parent / "known" / "numpy.yaml").read_text())
     reasons = {c[0] for t in page.tables for r in t for c in r}
     assert all(e["reason"].strip() in reasons for e in listed)
+
+
+def test_the_known_list_shown_is_the_one_in_the_records_not_the_packaged_one(tmp_path: Path) -> None:
+    planted = [{"function": "relu", "reason": "a reason only this run's list has", "evidence": "planted"}]
+    directory = write_run(tmp_path / "in")
+    data = json.loads((directory / "numpy-cpu.json").read_text())
+    (directory / "numpy-cpu.json").write_text(json.dumps({**data, "known": planted}))
+    report.write([directory], tmp_path / "out")
+    page = Page((tmp_path / "out" / "numpy-cpu.html").read_text())
+    reasons = {c[0] for t in page.tables for r in t for c in r}
+    assert "a reason only this run's list has" in reasons
+    packaged = yaml.safe_load((Path(report.known.__file__).parent / "known" / "numpy.yaml").read_text())
+    assert not any(e["reason"].strip() in reasons for e in packaged)
 
 
 def test_every_image_is_an_embedded_png_and_nothing_is_fetched(tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from nnconform.conformance.sweeps.shipped_tables import compute, wanted
 from nnconform.reference import Reference, ReferenceCache, engine, info, shipped
 from nnconform.reference.dtypes import all_bit_patterns

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from nnconform.spec import DTYPES, load_all, spec_files
 from nnconform.spec import formula as F
 

@@ -9,6 +9,7 @@ import ml_dtypes
 import mpmath
 import numpy as np
 import pytest
+
 from nnconform.adapters.base import Adapter, NotProvided, Op
 from nnconform.conformance.report import records
 from nnconform.conformance.sweeps import float32 as sweep_float32

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from nnconform.conformance import cli
 from nnconform.conformance.scaffold import ScaffoldError, render
 from nnconform.spec.loader import load_all

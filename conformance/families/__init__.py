@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Iterable
 
 import pytest
+
 from nnconform.adapters.base import Adapter
 from nnconform.reference import Reference
 from nnconform.spec import OptimizerSpec, Spec

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 from hypothesis import strategies as st
 from hypothesis import target
-from nnconform.reference.dtypes import cast, info
+
+from nnconform.reference.dtypes import cast, info, ulp_of
 from nnconform.spec import Spec
 from nnconform.spec.schema import parse_interval
 
-from ..compare import fmt, near_underflow
-from ..kinds import GRADIENT, VALUE
+from ..compare import fmt, near_underflow, near_underflow_bound
 from ..core import (
     Build,
     Case,
@@ -37,6 +37,7 @@ from ..core import (
 )
 from ..inputs import grids as G
 from ..inputs import strategies as S
+from ..kinds import GRADIENT, VALUE
 from . import defaults
 
 NAME = "activation"
@@ -66,9 +67,11 @@ def for_dtype(build: Build, spec: Spec, dtype: str, differentiable: bool, why_no
     out.extend(special_cases(build, spec, dtype))
     out.append(Case(spec, dtype, "dtype", "output dtype and shape"))
     props = spec.doc.properties
-    for name in ("range", "monotone", "symmetry", "rows_sum_to"):
-        if getattr(props, name) is not None:
+    for name in ("range", "monotone", "symmetry", "rows_sum_to", "idempotent"):
+        if getattr(props, name) not in (None, False):
             out.append(Case(spec, dtype, "properties", name, extra=name))
+    if props.convex and G.fixed_grid(spec, dtype) is not None:
+        out.append(Case(spec, dtype, "convexity", "f at every grid point below the chord of its neighbours"))
     if differentiable:
         out.extend(kink_cases(build, spec, dtype))
     return out
@@ -370,8 +373,57 @@ def check_properties(ctx: Context, case: Case) -> None:
             if bad.size:
                 raise CheckFailure(f"{case.id}: a row sums to {sums[bad[0]]!r}, not {props.rows_sum_to} "
                                    f"(allowed {budget} x {n} x eps)\n  repro: {repro()}")
+        elif prop == "idempotent":
+            # f(f(x)) = f(x): each is within budget of its exact value, and the exact values are equal.
+            again = backend_value(ctx, spec, {first: cast(got, dtype)}, params, dtype).astype(np.float64)
+            with np.errstate(invalid="ignore", over="ignore"):
+                bad = np.nonzero(~(np.abs(again - got) <= 2 * budget * ulp_of(got, info(dtype))) & np.isfinite(got))[0]
+            if bad.size:
+                i = bad[0]
+                raise CheckFailure(f"{case.id}: f(f(x)) = {fmt(again.ravel()[i])} but f(x) = {fmt(got.ravel()[i])} at "
+                                   f"x = {fmt(float(x.ravel()[i]))}\n  repro: {repro(float(got.ravel()[i]))}")
     fixed = [(p, {spec.tensor_inputs[0]: G.with_neighbours(spec, x, dtype)}) for p, x in G.fixed_grid_examples(spec, dtype)]
     run_search(ctx, case, S.with_params(spec, dtype, lambda p: S.input_strategy(spec, dtype, p)), body, explicit=fixed)
+
+
+def check_convexity(ctx: Context, case: Case) -> None:
+    """f(x1) at most the chord of f(x0) and f(x2), for every three neighbours of the fixed grid.
+
+    The exact values satisfy it exactly, and each returned value may be `budget` ULPs off, so the
+    allowance is budget x (ulp(f1) + max(ulp(f0), ulp(f2))), plus the float64 rounding of the chord
+    itself: a convex function computed within its budget never fails here, and a threshold that
+    jumps (a cut-over to x that drops the log1p(exp(-x)) term) does.  Subnormal inputs are left
+    out, and so are triples with a nonzero value within `precision` binades of underflow, where a
+    neighbour whose exact value is subnormal comes back flushed to 0 (the subnormal check's
+    subject: TensorFlow's and JAX's float32 softplus(-87.34)).
+    """
+    spec, dtype = case.spec, case.dtype
+    first = spec.tensor_inputs[0]
+    budget = spec.budget(dtype, VALUE).ulp
+    params = spec.default_params()
+    x = G.with_neighbours(spec, G.fixed_grid(spec, dtype), dtype)
+    got = backend_value(ctx, spec, {first: x}, params, dtype).astype(np.float64)
+    d = info(dtype)
+    xs = x.astype(np.float64)
+    keep = np.isfinite(xs) & np.isfinite(got) & ~((np.abs(xs) < 2.0 ** d.emin) & (xs != 0))
+    order = np.argsort(xs[keep], kind="stable")
+    xs, ys = xs[keep][order], got[keep][order]
+    x0, x1, x2 = xs[:-2], xs[1:-1], xs[2:]
+    f0, f1, f2 = ys[:-2], ys[1:-1], ys[2:]
+    low = near_underflow_bound(dtype)
+    clear = ~(((f0 != 0) & (np.abs(f0) < low)) | ((f1 != 0) & (np.abs(f1) < low)) | ((f2 != 0) & (np.abs(f2) < low)))
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):
+        chord = f0 + (x1 - x0) / (x2 - x0) * (f2 - f0)
+        u = lambda v: ulp_of(v, d)   # noqa: E731
+        allowed = budget * (u(f1) + np.maximum(u(f0), u(f2))) + 8 * 2.0 ** -52 * (np.abs(f0) + np.abs(f1) + np.abs(f2))
+        bad = np.nonzero(clear & (x0 < x1) & (x1 < x2) & (f1 - chord > allowed))[0]
+    if bad.size:
+        i = bad[np.argmax(((f1 - chord) / allowed)[bad])]
+        raise CheckFailure(
+            f"{case.id}: not convex: f({fmt(x1[i])}) = {fmt(f1[i])} lies {(f1[i] - chord[i]) / u(f1[i:i + 1])[0]:.3g} ULP "
+            f"above the chord of f({fmt(x0[i])}) = {fmt(f0[i])} and f({fmt(x2[i])}) = {fmt(f2[i])} "
+            f"({allowed[i] / u(f1[i:i + 1])[0]:.3g} ULP allowed: the value budget {budget:g} on each)\n"
+            f"  repro: {ctx.adapter.repro(spec.name, {first: cast([x0[i], x1[i], x2[i]], dtype)}, params, dtype)}")
 
 
 def check_kink(ctx: Context, case: Case) -> None:
@@ -418,5 +470,5 @@ def check_statistics(ctx: Context, case: Case) -> None:
 RUNNERS: dict[str, Callable[[Context, Case], None]] = {
     "value": check_value, "gradient": check_gradient, "subnormal": check_subnormal, "stability": check_stability,
     "extremes": check_extremes, "special": check_special, "dtype": check_dtype, "properties": check_properties,
-    "kink": check_kink, "statistics": check_statistics, **defaults.RUNNERS,
+    "kink": check_kink, "statistics": check_statistics, "convexity": check_convexity, **defaults.RUNNERS,
 }

@@ -25,6 +25,7 @@ import numpy as np
 import pytest
 from hypothesis import strategies as st
 from hypothesis import target
+
 from nnconform.adapters.base import NotProvided
 from nnconform.reference import RefResult
 from nnconform.reference.dtypes import cast, info, representable
@@ -32,7 +33,6 @@ from nnconform.spec import Spec
 from nnconform.spec.schema import number
 
 from ..compare import Measurement
-from ..kinds import GRADIENT, VALUE
 from ..core import (
     Build,
     CallTimeout,
@@ -50,6 +50,7 @@ from ..core import (
 from ..core import run_search as _run_search
 from ..inputs import grids as G
 from ..inputs.strategies import WIDTH
+from ..kinds import GRADIENT, VALUE
 from . import defaults
 
 NAME = "loss"

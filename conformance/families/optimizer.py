@@ -27,6 +27,7 @@ import pytest
 from hypothesis import strategies as st
 from hypothesis import target
 from hypothesis.control import currently_in_test_context
+
 from nnconform.adapters.base import NotProvided, Optimizer, Session
 from nnconform.reference import Problem, Trajectory, running_error_bound
 from nnconform.reference.dtypes import cast, info, representable

@@ -16,6 +16,7 @@ import zlib
 from typing import Any, Sequence
 
 import numpy as np
+
 from nnconform.reference import Reference
 from nnconform.reference.dtypes import (
     all_bit_patterns,
@@ -154,7 +155,7 @@ def fixed_grid(spec: Spec, dtype: str) -> np.ndarray | None:
     Every finite float16 and bfloat16 number; in float32 and float64, both signs of log-spaced
     magnitudes from the smallest subnormal to the largest float, a 1/8 grid over [-40, 40], and
     the extreme points.  A backend off by a few ULP at scattered inputs was found by 25 draws
-    under some seeds only, and the verdict moved with the seed (docs/NOTES.md, "Determinism").
+    under some seeds only, and the verdict moved with the seed (docs/design.md, "Determinism").
     In 16 bits this is exhaustive, so the verdict is exact; the 16-bit references ship with the
     package (reference/shipped.py), so it costs milliseconds.
     """

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 from hypothesis import strategies as st
+
 from nnconform.reference.dtypes import cast, nudge, representable
 from nnconform.spec import Spec
 

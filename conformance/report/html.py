@@ -127,11 +127,9 @@ def _specs() -> dict[str, Any]:
         return {}
 
 
-def _known_entries(backend: str) -> list[known.Entry]:
-    try:
-        return known.load(backend)
-    except (SpecError, OSError):
-        return []
+def _known_entries(run: dict[str, Any]) -> list[known.Entry]:
+    """The known list the run applied, as its records carry it (never re-read from the package by name)."""
+    return [known.Entry.model_validate(item) for item in run.get("known") or []]     # validated when read
 
 
 def run_html(label: str, run: dict[str, Any]) -> str:
@@ -194,7 +192,7 @@ def run_html(label: str, run: dict[str, Any]) -> str:
             + _td("same as canonical" if r["status"] == "pass" else _first_line(r.get("message") or r.get("reason")))
             for r in defaults]))
     body += _conventions(run, specs, recs)
-    entries = _known_entries(run["backend"])
+    entries = _known_entries(run)
     if entries:
         body.append(f"<h2>Known discrepancies of {escape(run['backend'])}</h2>")
         body.append(_table(["function", "dtypes", "checks", "kind", "reason", "evidence", "link"], [
@@ -266,7 +264,7 @@ def _conventions(run: dict[str, Any], specs: dict[str, Any], recs: list[dict[str
     rows = []
     for name in sorted(specs):
         for conv, c in sorted(specs[name].doc.conventions.items()):
-            alt = c.alternatives.get(backend) or next((v for k, v in c.alternatives.items() if k in backend), "")
+            alt = c.alternatives.get(backend) or c.alternatives.get(run.get("framework") or "", "")
             rows.append(_td(name) + _td(conv) + _td(str(c.canonical)) + _td(alt or "(not stated by the spec)"))
     kinks = [r for r in recs if r["check"] == kinds.BY_NAME["kink"].name]
     out = []

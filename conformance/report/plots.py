@@ -18,6 +18,7 @@ import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
 from nnconform.reference.dtypes import info
 
 from ..kinds import GRADIENT, VALUE

@@ -16,7 +16,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable
 
-from .. import kinds
+from pydantic import ValidationError
+
+from .. import kinds, known
 from ..kinds import GRADIENT_CHECKS, OPTIMIZER_TABLE, TRAJECTORY_CHECKS, VALUE_CHECKS
 
 SCHEMA_VERSION = 2      # 2: "kind" (checks | sweeps) and sweep files
@@ -30,7 +32,7 @@ class RecordsError(ValueError):
 
 def run_header(adapter: Any, dtypes: list[str], kind: str = "checks") -> dict[str, Any]:
     return {"schema_version": SCHEMA_VERSION, "kind": kind, "backend": adapter.name, "version": adapter.version,
-            "device": adapter.device, "dtypes": dtypes, "environment": adapter.environment(),
+            "framework": adapter.framework, "device": adapter.device, "dtypes": dtypes, "environment": adapter.environment(),
             "machine": {"cpu": _cpu_model(), "cores": str(os.cpu_count()), "python": platform.python_version(),
                         "system": platform.platform()}}
 
@@ -133,6 +135,15 @@ def validate(data: Any, path: Path) -> dict[str, Any]:
     if kind not in ("checks", "sweeps"):
         raise RecordsError(f"{path}: field 'kind' is {kind!r}, expected 'checks' or 'sweeps'")
     _fields(path, "", data, _HEADER)
+    entries = data.get("known", [])           # the known list the run applied (optional: sweeps have none)
+    if not isinstance(entries, list):
+        raise RecordsError(f"{path}: field 'known' is {repr(entries)[:60]}, expected a list of known-discrepancy entries")
+    for i, item in enumerate(entries):
+        try:
+            known.Entry.model_validate(item)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise RecordsError(f"{path}: known[{i}].{'.'.join(str(p) for p in err['loc'])}: {err['msg']}") from None
     key, rules = ("records", _CHECK) if kind == "checks" else ("sweeps", _SWEEP)
     if not isinstance(data.get(key), list):
         raise RecordsError(f"{path}: field {key!r} is missing or not a list")

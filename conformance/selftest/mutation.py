@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 import numpy as np
 import pytest
+
 from nnconform.adapters.base import Adapter, Op, Optimizer
 from nnconform.adapters.mutant_ops import (
     amsgrad_without_bias_correction,

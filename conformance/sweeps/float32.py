@@ -27,11 +27,12 @@ import time
 from typing import Any, Callable
 
 import numpy as np
+from tqdm import tqdm
+
 from nnconform.adapters.registry import load
 from nnconform.reference import Reference, ReferenceCache, approx
 from nnconform.spec import Spec, load_all
 from nnconform.spec import formula as F
-from tqdm import tqdm
 
 from ..compare import measure
 from ..kinds import VALUE

@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 import numpy as np
+
 from nnconform.reference import Reference, ReferenceCache, shipped
 from nnconform.reference.dtypes import all_bit_patterns, cast
 from nnconform.spec import Spec, load_all

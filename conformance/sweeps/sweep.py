@@ -31,16 +31,17 @@ from multiprocessing import get_context
 from typing import Any, Callable, Iterable, Iterator, TypeVar
 
 import numpy as np
+from tqdm import tqdm
+
 from nnconform.adapters.base import Adapter, NotProvided
 from nnconform.adapters.registry import load
 from nnconform.reference import Reference, ReferenceCache
 from nnconform.reference.dtypes import all_bit_patterns, cast, info
 from nnconform.spec import Spec, load_all
-from tqdm import tqdm
 
 from ..compare import measure
-from ..kinds import GRADIENT, VALUE
 from ..inputs.grids import fixed_cotangent, fixed_inputs, grid_points, shape_point
+from ..kinds import GRADIENT, VALUE
 
 HISTOGRAM_EDGES = (0.0, 0.5, 1.0, 2.0, 4.0, 16.0, 256.0, 65536.0)   # ULP; last bucket: above, then wrong NaN/inf
 PROFILE_BINS = 160
