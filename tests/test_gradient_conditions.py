@@ -15,7 +15,7 @@ import pytest
 
 from nnconform.adapters.base import Op
 from nnconform.conformance.compare import measure, near_underflow
-from nnconform.reference import Reference
+from nnconform.reference import LossReference, Reference
 from nnconform.spec import load_all
 
 from .test_fixed_grids import textbook_log_softmax_vjp, textbook_softmax_vjp
@@ -92,3 +92,23 @@ def test_the_gradient_check_leaves_out_cotangents_near_underflow(monkeypatch: py
     assert outcome(adapter, "tanh", "float32", "gradient", 0, tmp_path) == "pass"
     wrong = HandAdapter({"tanh": Op(np.tanh, "numpy.tanh", "t({x})")}, {"tanh": lambda x, g: 1.001 * tanh_vjp_flushing_subnormals(x, g)})
     assert outcome(wrong, "tanh", "float32", "gradient", 0, tmp_path).startswith("tanh[float32] gradient d/dx: ")
+
+
+def test_a_weighted_logit_loss_gradient_rounded_once_in_its_terms_passes() -> None:
+    # d/dx of binary cross-entropy with logits, pos_weight w, target 1, at x = 8192: the exact
+    # value is -w e^-8192 (rounds to -0.0).  The textbook (1 + (w - 1) t) sigmoid(x) - w t, with
+    # w = 1/3 in float64, rounds 1 + (w - 1) to 0x1.5555555555556p-2 one ULP above w, so it
+    # returns 2^-54 (torch's -4.6e-18 after the mean's 1/12 and g = -1).  That is one ULP of a
+    # term of size w: within the condition.  Its earlier form cancelled in its own float64
+    # evaluation (2/2^-54 = 3.6e16) and accused it.
+    spec = load_all(["loss"])["binary_cross_entropy_with_logits"]
+    losses = LossReference(REFERENCE)
+    x, t = np.asarray([[8192.0, 1.0]]), np.asarray([[1.0, 0.0]])
+    w = 1 / 3
+    params = {**spec.default_params(), "pos_weight": w}
+    got = ((1 + (w - 1) * t) / (1 + np.exp(-x)) - w * t) / x.size       # mean: 1/N, cotangent 1
+    ref = losses.vjp(spec, "input", {"input": x, "target": t}, np.asarray(1.0), params, "mean", "float64")
+    cond = losses.condition(spec, "gradient", {"input": x, "target": t}, params, "float64", "input")
+    m = measure(got, ref, "float64", spec.budget("float64", "gradient", "input").ulp + 1, cond, [x, t])
+    assert got[0, 0] != 0 and ref.values[0, 0] == 0, "the case no longer shows the rounding"
+    assert m.ok, f"{m.ulp} ULP against {m.allowed}"
