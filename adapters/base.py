@@ -30,24 +30,29 @@ class NativeDefault:
     """A parameter as the user meets it in the framework's public API.
 
     `spec_name` is the spec parameter or convention it corresponds to; `read` returns the
-    framework's default (usually from inspect.signature); `canonical` is the value that would
-    make the framework compute the spec's canonical definition.  `interpret` maps a
-    documented sentinel to its meaning (tf.nn.softmax documents axis=None as -1).
+    framework's default as the framework states it (usually from inspect.signature: None, a
+    string, a number), and that is what reports show.  `canonical` is the value that would make
+    the framework compute the spec's canonical definition.  `means` maps a sentinel to what the
+    framework documents it to do (tf.nn.softmax: axis=None is the last axis), and `source` says
+    where it documents that: a meaning is for comparing, never for making a different behaviour
+    look canonical (Keras's ignore_class=None ignores nothing, which is not torch's -100), and
+    the defaults check refuses a meaning without its source.
     """
 
     framework_name: str
     spec_name: str
     read: Callable[[], Any]
     canonical: Any = None        # None: the spec parameter's own default
-    interpret: Mapping[Any, Any] = field(default_factory=dict)
+    means: Mapping[Any, Any] = field(default_factory=dict)
+    source: str = ""             # where the framework documents `means`
     note: str = ""
 
-    def value(self) -> Any:
-        v = self.read()
+    def meaning(self, value: Any) -> Any:
+        """What the framework's stated default does, in the spec's terms (the value itself if it needs no reading)."""
         try:
-            return self.interpret.get(v, v)
+            return self.means.get(value, value)
         except TypeError:          # unhashable default
-            return v
+            return value
 
 
 REQUIRED = object()   # a parameter the framework makes the caller pass

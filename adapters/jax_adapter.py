@@ -160,7 +160,8 @@ OPTIMIZERS: dict[str, Optimizer | Missing] = {
         _l2(lambda learning_rate, decay, eps: optax.rmsprop(learning_rate, decay, eps, eps_in_sqrt=bool(eps_inside_sqrt))),
         learning_rate=lr, decay=rho, eps=eps, weight_decay=weight_decay), "optax.rmsprop",
         native=(native_default(optax.rmsprop, "decay", "rho"), native_default(optax.rmsprop, "eps"),
-                native_default(optax.rmsprop, "eps_in_sqrt", "eps_inside_sqrt", interpret={True: 1, False: 0}))),
+                native_default(optax.rmsprop, "eps_in_sqrt", "eps_inside_sqrt", means={True: 1, False: 0},
+                               source="https://optax.readthedocs.io/en/latest/api/optimizers.html#optax.rmsprop"))),
     "rmsprop_centered": Optimizer(lambda lr, rho, eps, weight_decay, eps_inside_sqrt: _inject(
         _l2(lambda learning_rate, decay, eps: optax.rmsprop(learning_rate, decay, eps, eps_in_sqrt=bool(eps_inside_sqrt),
                                                             centered=True)),

@@ -90,9 +90,10 @@ def losses(keras: ModuleType) -> dict[str, Op | Missing]:
 
     def defaults(cls: Any, logits: bool | None = None) -> tuple[NativeDefault, ...]:
         init = cls.__init__
-        out = [native_default(init, "reduction", interpret={"sum_over_batch_size": "mean"}),
+        out = [native_default(init, "reduction", means={"sum_over_batch_size": "mean"},
+                              source="https://keras.io/api/losses/#the-reduction-argument"),
                native_default(init, "dtype", "computation dtype", canonical="the input's dtype",
-                              interpret={None: "float32 (keras floatx)"}, note="float16 and float64 inputs are computed in float32")]
+                              note="None: keras.config.floatx(), float32; float16 and float64 inputs are computed in float32")]
         if logits is not None:
             out.append(native_default(init, "from_logits", "input convention", canonical=logits,
                                       note="from_logits=False takes the input as probabilities"))
@@ -135,7 +136,7 @@ def losses(keras: ModuleType) -> dict[str, Op | Missing]:
                             "axis={axis})({target}, {input})",
                             native=defaults(K.SparseCategoricalCrossentropy, logits=True)
                             + (native_default(K.SparseCategoricalCrossentropy.__init__, "ignore_class", "ignore_index",
-                                              interpret={None: -100}, note="None: nothing is ignored"),),
+                                              note="None: nothing is ignored"),),
                             fixed={"label_smoothing": 0.0}),
         "cross_entropy_soft": Op(
             lambda input, target, reduction, axis, label_smoothing: call(

@@ -172,14 +172,14 @@ OPS: dict[str, Op | Missing] = {
                         "SoftmaxCrossEntropyLoss({input}, {target}, reduction={reduction}, ignore_index={ignore_index})",
                         native=(schema_default("SoftmaxCrossEntropyLoss", "reduction", "reduction"),
                                 schema_default("SoftmaxCrossEntropyLoss", "ignore_index", "ignore_index",
-                                               note="no default: nothing is ignored unless it is set", interpret={None: -100})),
+                                               note="no default: nothing is ignored unless it is set")),
                         fixed={"label_smoothing": 0.0}),
     "cross_entropy_soft": Missing("SoftmaxCrossEntropyLoss takes integer labels only, not probability targets"),
     "nll": Op(_nll, "NegativeLogLikelihoodLoss",
               "NegativeLogLikelihoodLoss({input}, {target}, reduction={reduction}, ignore_index={ignore_index})",
               native=(schema_default("NegativeLogLikelihoodLoss", "reduction", "reduction"),
                       schema_default("NegativeLogLikelihoodLoss", "ignore_index", "ignore_index",
-                                     note="no default: nothing is ignored unless it is set", interpret={None: -100}))),
+                                     note="no default: nothing is ignored unless it is set"))),
     "kl_div": Missing(_NO_OPERATOR.format("KL divergence")),
 }
 _TRAINING = ("the ai.onnx.preview.training optimizer operators (Adagrad, Momentum, Adam) have no kernels in "

@@ -21,7 +21,8 @@ DTYPES = {"float64": tf.float64, "float32": tf.float32, "float16": tf.float16, "
 
 
 def _axis(fn: Callable[..., Any]) -> NativeDefault:
-    return native_default(fn, "axis", interpret={None: -1}, note="documented: axis=None means the last axis")
+    return native_default(fn, "axis", means={None: -1}, source="https://www.tensorflow.org/api_docs/python/tf/nn/softmax",
+                          note="documented: axis=None means the last axis")
 
 
 OPS: dict[str, Op | Missing] = {

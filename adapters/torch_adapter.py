@@ -151,7 +151,8 @@ LOSSES: dict[str, Op | Missing] = {
               native=(_reduction(F.nll_loss), native_default(F.nll_loss, "ignore_index"))),
     "kl_div": Op(_kl, "torch.nn.functional.kl_div",
                  "torch.nn.functional.kl_div({input}, {target}, reduction='batchmean')",
-                 native=(_reduction(F.kl_div, interpret={"mean": "mean over every element (N * C)"},
+                 native=(_reduction(F.kl_div, means={"mean": "mean over every element (N * C)"},
+                                    source="https://pytorch.org/docs/stable/generated/torch.nn.functional.kl_div.html",
                                     note="torch documents that 'mean' is not the true KL divergence; 'batchmean' is"),
                          native_default(F.kl_div, "log_target", "log_target", canonical=False))),
 }

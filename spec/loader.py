@@ -41,6 +41,18 @@ class Budget:
     factor: float = 0.0
 
 
+@dataclass(frozen=True)
+class Relation:
+    """f(inputs; params) = scale * other(inputs; params of other), with the formulas parsed."""
+
+    function: str
+    params: Mapping[str, F.Node]
+    scale: F.Node
+    identity: str
+    why: str
+    where: str                 # where it is declared, for errors ("related.0")
+
+
 class SpecError(ValueError):
     def __init__(self, file: str, field: str, message: str) -> None:
         self.file, self.field, self.message = file, field, message
@@ -65,6 +77,7 @@ class Spec:
     count: F.Node | None = None            # losses: a kept sample's weight in mean's denominator
     ignore: F.Node | None = None           # losses: the condition that leaves a sample out
     gradient_conditions: Mapping[str, F.Node] = field(default_factory=dict)   # per input, overriding gradient_condition
+    relations: tuple["Relation", ...] = ()   # this function in terms of other specs (checked by the reference)
 
     @property
     def name(self) -> str:
@@ -249,12 +262,16 @@ def parse_document(data: object, path: str, fingerprint: str = "") -> "Spec | Op
         for i, case in enumerate(doc.stability):
             if case.target is None and any(s.kind != "class_weight" for s in list(doc.inputs.values())[1:]):
                 raise SpecError(path, f"stability.{i}.target", "a loss's stability inputs need their targets")
+    relations = tuple(
+        Relation(r.function, MappingProxyType({k: _parse(path, f"related.{i}.params.{k}", v, params) for k, v in r.params.items()}),
+                 _parse(path, f"related.{i}.scale", r.scale, params), r.identity, r.why, f"related.{i}")
+        for i, r in enumerate(doc.related))
     defaults = _defaults(doc, path)
     return Spec(doc=doc, path=path, fingerprint=fingerprint, formula=tree,
                 derivatives=MappingProxyType(derivatives), kink_points=tuple(kinks),
                 condition=condition, gradient_condition=gradient_condition,
                 zero_probability=zero_probability, limits=MappingProxyType(limits), defaults=MappingProxyType(defaults),
-                count=count, ignore=ignore, gradient_conditions=MappingProxyType(gradient_conditions))
+                count=count, ignore=ignore, gradient_conditions=MappingProxyType(gradient_conditions), relations=relations)
 
 
 @dataclass(frozen=True)
@@ -378,7 +395,23 @@ def load_all(families: Iterable[str] = FAMILIES) -> "dict[str, Spec | OptimizerS
         if Path(display).stem != spec.name:
             raise SpecError(display, "name", f"the file of spec {spec.name!r} must be named {spec.name}.yaml")
         specs[spec.name] = spec
+    check_relations(specs)
     return specs
+
+
+def check_relations(specs: Mapping[str, "Spec | OptimizerSpec"]) -> None:
+    """A relation names a spec that exists, of the same inputs, and only parameters it has."""
+    for spec in specs.values():
+        for r in getattr(spec, "relations", ()):
+            other = specs.get(r.function)
+            if not isinstance(other, Spec):
+                raise SpecError(spec.path, f"{r.where}.function", f"no activation or loss spec named {r.function!r}")
+            if other.tensor_inputs != spec.tensor_inputs:
+                raise SpecError(spec.path, f"{r.where}.function",
+                                f"{r.function} takes {list(other.tensor_inputs)}, not {list(spec.tensor_inputs)}")
+            for k in r.params:
+                if k not in other.doc.params:
+                    raise SpecError(spec.path, f"{r.where}.params.{k}", f"{r.function} has no parameter {k!r}")
 
 
 __all__ = ["DTYPES", "OptimizerSpec", "Spec", "SpecError", "load_all", "load_spec", "load_text", "parse_document", "spec_files"]

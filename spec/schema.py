@@ -160,6 +160,21 @@ class Convention(Strict):
     alternatives: dict[str, Text] = Field(default_factory=dict)   # framework -> what it does
 
 
+class Relation(Strict):
+    """This function in terms of another spec: f(inputs; params) = scale * other(inputs; other's params).
+
+    Frameworks name related functions differently and users confuse them (Huber's delta and
+    smooth L1's beta differ by a factor); the reference checks the identity at a sample of points
+    and the report shows it beside both functions.
+    """
+
+    function: Identifier
+    params: dict[Identifier, FormulaText] = Field(default_factory=dict)   # the other's params, formulas of ours
+    scale: FormulaText = "1"                                              # a formula of our params
+    identity: Text                                                        # as a person writes it
+    why: Text
+
+
 class Symmetry(Strict):
     kind: Literal["odd", "even", "point"]
     value: float = 0.0     # for point: f(-x) + f(x) == value
@@ -278,6 +293,7 @@ class SpecDocument(Strict):
     stability: list[StabilityCase] = Field(default_factory=list)
     stochastic: Stochastic | None = None
     reduction: Reduction | None = None               # losses: none, sum, mean and what mean divides by
+    related: list[Relation] = Field(default_factory=list)
     tolerance: Tolerance
     sources: list[Text] = Field(min_length=1)
 

@@ -6,26 +6,35 @@ from typing import Any, Callable
 
 from nnconform.adapters.base import REQUIRED
 
-from ..core import Case, CheckFailure, Context
+from ..core import Case, CheckFailure, Context, Worst
 
 
 def check_defaults(ctx: Context, case: Case) -> None:
+    """The framework's default, as the framework states it, against the canonical value, by meaning."""
     nd = case.extra
     spec = case.spec
     try:
-        native = nd.value()
+        native = nd.read()
     except Exception as exc:   # noqa: BLE001
         raise CheckFailure(f"{case.id}: could not read the default: {type(exc).__name__}: {exc}") from exc
     canonical = nd.canonical
     if canonical is None:
         canonical = spec.canonical(nd.spec_name)
+    meaning = nd.meaning(native)
+    ctx.results[case.id] = Worst(detail={"native": repr(native), "canonical": repr(canonical),
+                                         **({"means": repr(meaning)} if meaning is not native else {})})
     if native is REQUIRED:
         return     # the API makes the caller choose: no silent default to differ
-    same = _same(native, canonical)
-    if not same:
+    api = ctx.adapter.op(spec.name).api
+    if meaning is not native and not nd.source:
+        raise CheckFailure(f"{case.id}: the adapter reads {api}'s default {nd.framework_name}={native!r} as {meaning!r} "
+                           "without saying where the framework documents that: a default is recorded as the framework "
+                           "states it (NativeDefault.source names the documentation of a meaning)")
+    if not _same(meaning, canonical):
         where = "parameter" if nd.spec_name in spec.doc.params else "convention"
+        means = f" (which means {meaning!r})" if meaning is not native else ""
         note = f" ({nd.note})" if nd.note else ""
-        raise CheckFailure(f"{case.id}: {ctx.adapter.op(spec.name).api} defaults {nd.framework_name}={native!r}{note}; "
+        raise CheckFailure(f"{case.id}: {api} defaults {nd.framework_name}={native!r}{means}{note}; "
                            f"the canonical {where} {nd.spec_name} is {canonical!r}. A model ported without passing "
                            f"{nd.framework_name} explicitly computes something else.")
 

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from nnconform.adapters.base import ALL_DTYPES
-from nnconform.spec import SpecError
+from nnconform.reference import relations
+from nnconform.spec import Spec, SpecError
 from nnconform.spec.loader import load_all
 
 from .. import kinds, known
@@ -187,11 +188,14 @@ def run_html(label: str, run: dict[str, Any]) -> str:
         body.append("<h2>Native defaults</h2>")
         body.append('<p class="note">What a user gets calling the framework without arguments, against the spec\'s '
                     "canonical value.</p>")
-        body.append(_table(["function", "parameter", "status", "detail"], [
-            _td(r["function"]) + _td(r["id"].split(" ", 2)[-1]) + _td(r["status"], STATUS_CLASS[r["status"]])
+        body.append(_table(["function", "parameter", "framework default", "canonical", "status", "detail"], [
+            _td(r["function"]) + _td(r["id"].split(" ", 2)[-1])
+            + _td(records.default_as_stated(r)) + _td(str((r.get("worst") or {}).get("canonical", "")))
+            + _td(r["status"], STATUS_CLASS[r["status"]])
             + _td("same as canonical" if r["status"] == "pass" else _first_line(r.get("message") or r.get("reason")))
             for r in defaults]))
     body += _conventions(run, specs, recs)
+    body += _relations(specs, {r["function"] for r in recs})
     entries = _known_entries(run)
     if entries:
         body.append(f"<h2>Known discrepancies of {escape(run['backend'])}</h2>")
@@ -256,6 +260,25 @@ def _float32_table(exh: list[dict[str, Any]]) -> str:
         + _td(f"{s['screen_check']['screen_differs_from_mpmath']} of {s['screen_check']['sample']:,} sampled screen "
               f"values differ from mpmath; {s.get('unmeasured', 0):,} unmeasured")
         + _td(str(s.get("seconds", "")), "num") for s in exh])
+
+
+def _relations(specs: dict[str, Any], shown: set[str]) -> list[str]:
+    """Identities between specs that frameworks name differently, each verified by the reference."""
+    rows = []
+    for name, checks in relations.verify_all({k: v for k, v in specs.items() if isinstance(v, Spec)}).items():
+        for c in checks:
+            if name in shown or c.relation.function in shown:
+                verdict = (f"holds at {c.points} points (largest difference {c.max_ulp:g} ULP in float64)" if c.holds
+                           else f"FAILS: {c.max_ulp:.3g} ULP at {c.worst}")
+                rows.append(_td(name) + _td(c.relation.function) + _td(c.relation.identity)
+                            + _td(verdict, "pass" if c.holds else "fail") + _td(c.relation.why.strip()))
+    if not rows:
+        return []
+    return ['<h2 id="relations">Relations between functions</h2>',
+            '<p class="note">Functions that frameworks name differently and users confuse, and how they relate, '
+            "as the specs declare it; the reference evaluates both sides exactly at a fixed sample of inputs and "
+            "parameters when the page is written.</p>",
+            _table(["function", "related to", "identity", "verified by the reference", "why it matters"], rows)]
 
 
 def _conventions(run: dict[str, Any], specs: dict[str, Any], recs: list[dict[str, Any]]) -> list[str]:

@@ -204,11 +204,20 @@ def markdown(header: dict[str, Any], records: list[dict[str, Any]]) -> str:
             lines.append(f"- **{r['id']}** ({r['status']}): {_first_line(r.get('reason') or r.get('message'))}")
     defaults = [r for r in records if r["check"] == kinds.DEFAULTS]
     if defaults:
-        lines += ["", "## Native defaults", "", "| function | parameter | status | detail |", "|---|---|---|---|"]
+        lines += ["", "## Native defaults", "", "| function | parameter | framework default | canonical | status | detail |",
+                  "|---|---|---|---|---|---|"]
         for r in defaults:
             detail = _first_line(r.get("message")) if r["status"] != "pass" else "same as canonical"
-            lines.append(f"| {r['function']} | {r['id'].split(' ', 2)[-1]} | {r['status']} | {detail} |")
+            lines.append(f"| {r['function']} | {r['id'].split(' ', 2)[-1]} | {default_as_stated(r)} | "
+                         f"{(r.get('worst') or {}).get('canonical', '')} | "
+                         f"{r['status']} | {detail} |")
     return "\n".join(lines) + "\n"
+
+
+def default_as_stated(r: dict[str, Any]) -> str:
+    """A native default as the framework states it, and what it documents it to mean where it reads one."""
+    w = r.get("worst") or {}
+    return str(w.get("native", "")) + (f" (means {w['means']})" if "means" in w else "")
 
 
 def cells(records: list[dict[str, Any]], checks: tuple[str, ...]) -> dict[str, dict[str, dict[str, Any]]]:
