@@ -22,24 +22,15 @@ from typing import Hashable
 import numpy as np
 
 from . import shipped
+from .version import code_version
 
-CACHE_VERSION = "1"
 Key = Hashable
-
-
-def code_version() -> str:
-    """A hash of the reference's own source: a changed evaluator never reads results of the old one."""
-    h = hashlib.sha256(CACHE_VERSION.encode())
-    here = Path(__file__).parent
-    for name in ("evaluator.py", "engine.py", "losses.py", "approx.py", "dtypes.py", "cache.py"):
-        h.update((here / name).read_bytes())
-    return h.hexdigest()[:16]
 
 
 def default_directory() -> Path | None:
     env = os.environ.get("NNCONFORM_CACHE_DIR")
-    if env is not None:
-        return Path(env) if env not in ("", "0", "off", "none") else None
+    if env is not None:       # keyed by the code's version there too: a fixed evaluator never reads the old one's results
+        return Path(env) / f"reference-{code_version()}" if env not in ("", "0", "off", "none") else None
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     return Path(base) / "nnconform" / f"reference-{code_version()}"
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Callable, Mapping, Sequence
 
 import numpy as np
-from mpmath.libmp import from_float, mpf_neg
+from mpmath.libmp import ComplexResult, from_float, mpf_neg
 
 from nnconform.spec import OptimizerSpec, Spec
 from nnconform.spec import formula as F
@@ -46,18 +46,36 @@ class RefResult:
         return bool(self.uncertain.any())
 
 
-def certify(v: tuple, e: int | None, dt: DtypeInfo) -> float | None:
-    """The rounded value if every number within v +- 2**e rounds to it, else None."""
+def certify(v: tuple, e: int | None, dt: DtypeInfo, final: bool = True) -> float | None:
+    """The rounded value if every number within v +- 2**e rounds to it, sign of zero included, else None.
+
+    `final`: the last precision the reference will try (see the zero rule below).
+    """
     r = round_mpf(v, dt)
     if e is None or math.isnan(r):
         return r
     eps = (0, 1, e, 1)
     # Outward-rounded ends (floor below, ceiling above) enclose the interval; rounding to the
-    # dtype is monotone, so if both ends agree, every point between them does.  Exact sums
-    # would need 2**2000 bits when v is exp(-2**2000) (the stand-in for -inf).
-    prec = 2 * dt.precision + 64
+    # dtype is monotone, so if both ends agree, every point between them does.  The ends carry
+    # as many bits as v and eps span (up to a cap), so that a v an exponentially small distance
+    # from a midpoint is decided once the working precision resolves it; exact sums would need
+    # 2**2000 bits when v is exp(-2**2000) (the stand-in for -inf), which radd's stand-in spares.
+    span = (E.mag(v) - e) if v[1] else 0
+    prec = min(max(2 * dt.precision + 64, span + 8), END_BITS)
     lo, hi = round_mpf(E.radd(v, mpf_neg(eps), prec, "f"), dt), round_mpf(E.radd(v, eps, prec, "c"), dt)
-    return r if lo == hi else None
+    if lo != hi:
+        return None
+    if math.copysign(1.0, lo) != math.copysign(1.0, hi):
+        # Zeros of both signs: the interval straddles 0.  A value the evaluation still gives as
+        # exactly 0 at its last precision is an exact zero of the formula (a masked entry's e^-inf,
+        # g - g): +0.0, as IEEE arithmetic gives it; before that, more precision may resolve a term
+        # 1 + e^-1000 absorbed (log_softmax's dominant entry, -0.0).  Otherwise the sign of the exact
+        # value is not known: uncertain, never the sign of the noise (gelu's +0.0 for x < -41 was).
+        return 0.0 if final and not v[1] else None
+    return lo
+
+
+END_BITS = 1 << 15       # the most bits the ends of a certified interval carry (the working precision's cap, and more)
 
 
 def _param_scalar(value: ParamValue, prec: int) -> E.Scalar:
@@ -90,8 +108,19 @@ def with_defaults(spec: Spec | OptimizerSpec, params: Mapping[str, ParamValue] |
     for k, v in (params or {}).items():
         if k not in spec.doc.params:
             raise KeyError(f"{spec.name} has no parameter {k!r}")
+        # A number equal to the default as a float is the default: the spec's decimal, exactly
+        # (selu's 32-digit alpha, leaky_relu's 0.01), not its float64 rounding.
+        if not isinstance(v, str) and k in spec.defaults and _same_number(v, spec.defaults[k]):
+            continue
         merged[k] = v
     return merged
+
+
+def _same_number(v: ParamValue, text: str) -> bool:
+    try:
+        return float(v) == float(text)
+    except (TypeError, ValueError):
+        return False
 
 
 class Reference:
@@ -240,13 +269,13 @@ class Reference:
             self.last_precision = prec
             try:
                 outs = evaluate(prec)
-                rounded = [certify(v, e, dt) for v, e in outs]
+                rounded = [certify(v, e, dt, final=prec >= self.max_precision) for v, e in outs]
                 if all(r is not None for r in rounded) or prec >= self.max_precision:
                     return rounded
             except E.NeedPrecision:
                 if prec >= self.max_precision:
                     return [None]
-            except E.DomainError:
+            except (E.DomainError, ComplexResult):
                 return [math.nan]
             prec *= 2
 

@@ -44,6 +44,7 @@ from mpmath.libmp import (
     mpf_sqrt,
     mpf_sub,
     mpf_tanh,
+    normalize,
     to_int,
 )
 
@@ -75,14 +76,17 @@ def radd(a: tuple, b: tuple, prec: int, rnd: str = "n") -> tuple:
 
     mpmath shifts the smaller operand by the whole exponent gap, which for 1 + exp(3e38)
     is 4e38 bits: an OverflowError, or an abort when it merely runs out of memory.  An
-    operand entirely below the larger one's last bit (and below the rounding grid) is
-    replaced by a same-signed stand-in just below that bit: the rounded sum, in any
-    rounding mode, is the same.
+    operand entirely below the larger one's last bit and below the rounding grid is
+    replaced by a same-signed stand-in just below both: the rounded sum, in any rounding
+    mode, is the same.  Only then: a small operand above the larger one's last bit (a
+    1,000-bit working value and an error bound of 2**-200) changes a directed rounding, and
+    a stand-in there made "outward" ends inward (the certified log_softmax VJP of
+    [500, 500, 0] came out 2 where the exact value is 2 - 2**-53 - ...).
     """
     if a[1] and b[1]:
         gap = mag(a) - mag(b)
-        if gap > prec + 8 or gap < -(prec + 8):
-            big, small = (a, b) if gap > 0 else (b, a)
+        big, small = (a, b) if gap > 0 else (b, a)
+        if abs(gap) > max(prec, big[3]) + 8:
             below = mag(big) - max(prec, big[3]) - 8
             return mpf_add(big, (small[0], 1, below - 1, 1), prec, rnd)
     return mpf_add(a, b, prec, rnd)
@@ -234,13 +238,28 @@ def _fraction(c: Fraction, prec: int) -> tuple:
 # ---------------------------------------------------------------- functions
 
 def _to_float(v: tuple) -> float:
-    """Rough value for derivative bounds only; saturates at +-1e9, where every bound below is already tiny."""
+    """Rough value for derivative bounds only (|x| below 2**30; larger ones go through _log2_exp_bound)."""
     m = mag(v)
     if m > 30:
         return -1e9 if v[0] else 1e9
     if m < -1000:
         return 0.0
     return float(mpmath.mpf(v))
+
+
+def _log2_exp_bound(av: tuple, power: int, factor: float) -> int:
+    """An integer above log2 exp(-factor |x|**power), for any |x| (computed to the last unit past 2**30).
+
+    A bound saturated at |x| = 1e9 is 2**-1.4e9 in absolute terms, far above a result like
+    sigmoid(-7e88) = e^-7e88: the interval then straddles zero, and the sign of the exact
+    value could not be certified.
+    """
+    if mag(av) <= 30:
+        x = abs(_to_float(av))
+        return int(-factor * x ** power * _LOG2E)          # int() rounds a negative bound up: still a bound
+    with mpmath.workprec(power * mag(av) + 64):           # the exponent to within 1: rounded up, a bound
+        x = mpmath.mpf(mpf_abs(av))
+        return int(mpmath.ceil(-mpmath.mpf(factor) * x ** power / mpmath.log(2))) + 1
 
 
 def _fn_result(r: tuple, prec: int, ae: int | None, slope_mag: int) -> Scalar:
@@ -298,6 +317,8 @@ def f_log1p(a: Scalar, prec: int) -> Scalar:
     if mag(av) < -(prec + 8):
         return _near_zero_identity(av, ae, prec)
     wp = prec + max(0, -mag(av)) + 10
+    if mag(av) > wp + 4 and av[0]:
+        raise DomainError("log1p of a number <= -1")
     if mag(av) > wp + 4:
         # 1 + x is x to far beyond the working precision: log1p(x) = log(x) + log1p(1/x), and the
         # second term, below 2**(2 - mag(x)), goes into the bound.
@@ -348,16 +369,20 @@ def f_sqrt(a: Scalar, prec: int) -> Scalar:
 
 def f_tanh(a: Scalar, prec: int) -> Scalar:
     av, ae = a
+    if ae is not None and ae > -3:       # tanh' ~ 4 e^(-2|x|) varies by e^(2 delta) across the argument's interval
+        raise NeedPrecision
     if not av[1]:
         return fzero, ae
     r = mpf_tanh(av, prec + 2, "n")
     x = abs(_to_float(av))
-    slope = 0 if x < 1 else int(-2 * x * _LOG2E) + 3   # tanh' = 1 - tanh^2 <= 4 exp(-2|x|)
+    slope = 0 if x < 1 else _log2_exp_bound(av, 1, 2.0) + 3   # tanh' = 1 - tanh^2 <= 4 exp(-2|x|)
     return _fn_result(r, prec, ae, slope)
 
 
 def f_sigmoid(a: Scalar, prec: int) -> Scalar:
     av, ae = a
+    if ae is not None and ae > -2:       # sigmoid' ~ e^-|x| varies by e^delta across the argument's interval
+        raise NeedPrecision
     if not av[1]:
         return mpmath.mpf(0.5)._mpf_, None if ae is None else ae - 1
     wp = prec + 10
@@ -367,12 +392,21 @@ def f_sigmoid(a: Scalar, prec: int) -> Scalar:
     else:
         r = mpf_div(fone, radd(fone, exp_mpf(mpf_neg(av), wp), wp), prec + 2, "n")
     x = abs(_to_float(av))
-    slope = -2 if x < 2 else int(-x * _LOG2E) + 1       # sigmoid' <= min(1/4, exp(-|x|))
+    slope = -2 if x < 2 else _log2_exp_bound(av, 1, 1.0) + 1       # sigmoid' <= min(1/4, exp(-|x|))
     return _fn_result(r, prec, ae, slope)
+
+
+def _slope_holds(av: tuple, ae: int | None, growth: int) -> None:
+    """The slope bound at the computed argument holds over the argument's whole interval only while
+    the interval is narrow against the function's growth (|f'| varies by e^(growth |x| delta) there):
+    erfc(5.9e8) with a 32-bit argument varies by 2**(2.3e8) across it.  Otherwise: more precision."""
+    if ae is not None and ae + max(mag(av), 0) + growth > -2:
+        raise NeedPrecision
 
 
 def f_erf(a: Scalar, prec: int) -> Scalar:
     av, ae = a
+    _slope_holds(av, ae, 2)
     if not av[1]:
         return fzero, None if ae is None else ae + 1
     r = mpf_erf(av, prec + 2, "n")
@@ -381,14 +415,21 @@ def f_erf(a: Scalar, prec: int) -> Scalar:
 
 def f_erfc(a: Scalar, prec: int) -> Scalar:
     av, ae = a
-    r = mpf_erfc(av, prec + 2, "n")
+    _slope_holds(av, ae, 2)
+    # For large z, erfc(z) ~ e^(-z^2): mpmath forms z^2 at the requested precision, and at 34 bits
+    # erfc(5.9e8) came out 2**85,000,000 too large (gelu'(-8.3e8) in bfloat16 then certified +0.0
+    # where the exact value is negative).  The exponent needs 2 mag(z) more bits.
+    wp = prec + 2 + max(0, 2 * mag(av)) + 8
+    r = mpf_erfc(av, wp, "n")
+    if wp > prec + 2:
+        r = normalize(r[0], r[1], r[2], r[3], prec + 2, "n") if r[1] else r
     return _fn_result(r, prec, ae, _gauss_slope(av))
 
 
 def _gauss_slope(av: tuple) -> int:
     """|erf'(x)| = 2/sqrt(pi) exp(-x^2) <= 2**slope."""
     x = abs(_to_float(av))
-    return 1 if x < 1 else int(-x * x * _LOG2E) + 2
+    return 1 if x < 1 else _log2_exp_bound(av, 2, 1.0) + 2
 
 
 def f_abs(a: Scalar, prec: int) -> Scalar:

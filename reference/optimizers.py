@@ -101,7 +101,7 @@ class OptimizerReference:
         while True:
             try:
                 outs = self._run(spec, hyper, problem, prec)
-                certified = [[certify(v, e, dt) for v, e in row] for row in outs]
+                certified = [[certify(v, e, dt, final=prec >= self.max_precision) for v, e in row] for row in outs]
                 done = all(c is not None for row in certified for c in row)
             except E.NeedPrecision:
                 outs, certified, done = None, None, False

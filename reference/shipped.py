@@ -10,9 +10,10 @@ all, compressed.
 
 A shipped table is only the cache pre-filled.  It is read where the cache has no file for the
 same key, and only when the key stored inside it, the spec file's content included, equals the
-key asked for: an edited spec misses it and is computed, never served stale results.
+key asked for, and the reference code's version stored with it (version.py) is this code's: an
+edited spec or a changed evaluator misses it and is computed, never served stale results.
 `tests/test_shipped_tables.py` recomputes a sample of every table with the live evaluator and
-fails, naming the command, when a spec changed without its tables.
+fails, naming the command, when a spec or the evaluator changed without its tables.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .dtypes import UNCERTAIN_BITS, all_bit_patterns, info
+from .version import code_version
 
 DIRECTORY = Path(__file__).parent / "tables"
 SHIPPED_DTYPES = ("float16", "bfloat16")
@@ -47,8 +49,8 @@ def load(key: tuple, directory: Path = DIRECTORY) -> dict | None:
     if not path.exists():
         return None
     with np.load(path, allow_pickle=False) as z:
-        if str(z["key"]) != repr(key):
-            return None
+        if str(z["key"]) != repr(key) or "code" not in z or str(z["code"]) != code_version():
+            return None            # another spec, or results of another evaluator: computed afresh instead
         rest = tuple(z["rest"].tolist())
         vals = z["vals"].view(info(key[4]).np_dtype).astype(np.float64).view(np.uint64)
         vals[np.unpackbits(z["uncertain"], count=len(vals)).astype(bool)] = UNCERTAIN_BITS
@@ -74,7 +76,7 @@ def encode(key: tuple, data: dict) -> dict[str, np.ndarray]:
         again = np.where(uncertain, UNCERTAIN_BITS, vals.astype(np.float64).view(np.uint64))
     if not np.array_equal(again, raw):
         raise ValueError(f"{file_name(key)}: a result is not a {dtype} number")
-    return {"key": np.array(repr(key)), "rest": np.array(rest, dtype=np.uint64),
+    return {"key": np.array(repr(key)), "code": np.array(code_version()), "rest": np.array(rest, dtype=np.uint64),
             "vals": vals.view(np.uint16), "uncertain": np.packbits(uncertain)}
 
 

@@ -94,21 +94,35 @@ def test_the_gradient_check_leaves_out_cotangents_near_underflow(monkeypatch: py
     assert outcome(wrong, "tanh", "float32", "gradient", 0, tmp_path).startswith("tanh[float32] gradient d/dx: ")
 
 
-def test_a_weighted_logit_loss_gradient_rounded_once_in_its_terms_passes() -> None:
-    # d/dx of binary cross-entropy with logits, pos_weight w, target 1, at x = 8192: the exact
-    # value is -w e^-8192 (rounds to -0.0).  The textbook (1 + (w - 1) t) sigmoid(x) - w t, with
-    # w = 1/3 in float64, rounds 1 + (w - 1) to 0x1.5555555555556p-2 one ULP above w, so it
-    # returns 2^-54 (torch's -4.6e-18 after the mean's 1/12 and g = -1).  That is one ULP of a
-    # term of size w: within the condition.  Its earlier form cancelled in its own float64
-    # evaluation (2/2^-54 = 3.6e16) and accused it.
+def test_a_weighted_logit_loss_gradient_condition_does_not_cancel_in_its_own_evaluation() -> None:
+    # d/dx of binary cross-entropy with logits, pos_weight w, target 1: -w sigmoid(-x).  Written as
+    # (1 + (w - 1) t) sigmoid(x) - w t, its float64 evaluation at x = 8192 is 2^-54 (the rounding
+    # of 1 + (w - 1) against w), so the condition 1 + 2 / |derivative| was 3.6e16, and a backward
+    # pass that rounds one term of size w (torch's) was accused wherever the reference could not
+    # refine it.  Written as (1 - t) sigmoid(x) - w t sigmoid(-x), the derivative underflows to 0,
+    # the floor `tiny` applies, and 1 + 2 / 2^-1074 overflows.
     spec = load_all(["loss"])["binary_cross_entropy_with_logits"]
     losses = LossReference(REFERENCE)
     x, t = np.asarray([[8192.0, 1.0]]), np.asarray([[1.0, 0.0]])
+    params = {**spec.default_params(), "pos_weight": 1 / 3}
+    cond = losses.condition(spec, "gradient", {"input": x, "target": t}, params, "float64", "input")
+    assert cond[0, 0] > 1e300
+    # At x = 1, t = 0 the derivative is sigmoid(1) = 0.731: no cancellation, condition 1 + (1 + t) / 0.731.
+    assert cond[0, 1] == pytest.approx(1 + 1 / (1 / (1 + np.exp(-1.0))), rel=1e-12)
+
+
+def test_a_weighted_logit_loss_gradient_rounded_once_in_its_terms_passes() -> None:
+    # At x = 100 the exact derivative is -w sigmoid(-100) / N = -6.2e-45 (N = 2, the mean); the
+    # textbook (1 + (w - 1) t) sigmoid(x) - w t with w = 1/3 gives 2^-54 / N, one ULP of a term
+    # of size w: within the condition, which the reference evaluates exactly there.
+    spec = load_all(["loss"])["binary_cross_entropy_with_logits"]
+    losses = LossReference(REFERENCE)
+    x, t = np.asarray([[100.0, 1.0]]), np.asarray([[1.0, 0.0]])
     w = 1 / 3
     params = {**spec.default_params(), "pos_weight": w}
     got = ((1 + (w - 1) * t) / (1 + np.exp(-x)) - w * t) / x.size       # mean: 1/N, cotangent 1
     ref = losses.vjp(spec, "input", {"input": x, "target": t}, np.asarray(1.0), params, "mean", "float64")
     cond = losses.condition(spec, "gradient", {"input": x, "target": t}, params, "float64", "input")
     m = measure(got, ref, "float64", spec.budget("float64", "gradient", "input").ulp + 1, cond, [x, t])
-    assert got[0, 0] != 0 and ref.values[0, 0] == 0, "the case no longer shows the rounding"
+    assert got[0, 0] != 0 and -1e-44 < ref.values[0, 0] < 0, "the case no longer shows the rounding"
     assert m.ok, f"{m.ulp} ULP against {m.allowed}"

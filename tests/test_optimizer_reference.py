@@ -125,7 +125,10 @@ TRANSCRIPTIONS: dict[str, Step] = {
 
 def transcribed(name: str, hyper: dict, problem: Problem, dps: int = 80) -> list[list[mpmath.mpf]]:
     with mpmath.workdps(dps):
-        h = {k: mpmath.mpf(v) for k, v in hyper.items() if SPECS[name].doc.params[k].kind == "real" and k != "lr"}
+        # A hyperparameter at its default is the spec's decimal, exactly (beta1 = 0.9, not float64(0.9)).
+        spec = SPECS[name]
+        h = {k: mpmath.mpf(spec.defaults[k] if float(v) == float(spec.defaults[k]) else v) for k, v in hyper.items()
+             if spec.doc.params[k].kind == "real" and k != "lr"}
         rows, states = [], [dict() for _ in problem.initial]
         p = [mpmath.mpf(float(x)) for x in problem.initial]
         for t, lr in enumerate(problem.lrs, start=1):

@@ -3,8 +3,8 @@
 Each unary activation's formula tree is evaluated here with arb balls (its own interval
 arithmetic, no code shared with `reference/evaluator.py`). Where both ends of the ball round
 to the same float (tests/independent.py: Fraction arithmetic and round()), that float is the
-certified correctly rounded value, and the reference must give exactly it. That is checked
-at 2,000 points per function, in float64 and in float32.
+certified correctly rounded value, and the reference must give exactly it, sign of zero
+included. That is checked at 2,000 points per function, in float64 and in float32.
 """
 
 from __future__ import annotations
@@ -33,6 +33,9 @@ REFERENCE = Reference(ReferenceCache(persistent=False))
 
 class Undecided(Exception):
     """A comparison the ball cannot settle at this precision."""
+
+
+ZERO_OF_UNKNOWN_SIGN = object()    # both ends round to zero, of both signs: arb bounds |f| but not its sign
 
 
 def _sign(d: arb) -> int:
@@ -103,8 +106,10 @@ def _round(x: arb, dtype: str) -> float:
     return round_fraction(Fraction(int(man)) * Fraction(2) ** int(exp), dtype)
 
 
-def certified(spec: Spec, x: float, dtype: str) -> float | None:
-    """arb's correctly rounded f(x), or None where arb cannot settle it within PRECISIONS."""
+def certified(spec: Spec, x: float, dtype: str) -> float | None | object:
+    """arb's correctly rounded f(x), or None where arb cannot settle it within PRECISIONS
+    (ZERO_OF_UNKNOWN_SIGN where it settles only that the result underflows to a zero)."""
+    straddled = False
     for prec in PRECISIONS:
         flint.ctx.prec = prec
         env = {spec.tensor_inputs[0]: arb(x)}
@@ -116,9 +121,10 @@ def certified(spec: Spec, x: float, dtype: str) -> float | None:
         if not y.is_finite():
             continue
         lo, hi = _round(y.lower(), dtype), _round(y.upper(), dtype)
-        if lo == hi:
+        if lo == hi and math.copysign(1.0, lo) == math.copysign(1.0, hi):
             return lo
-    return None
+        straddled = straddled or (lo == hi == 0)          # zeros of both signs: not settled
+    return ZERO_OF_UNKNOWN_SIGN if straddled else None
 
 
 def points(spec: Spec, dtype: str) -> np.ndarray:
@@ -139,16 +145,22 @@ def test_reference_matches_arb(name: str, dtype: str) -> None:
     spec = SPECS[name]
     x = points(spec, dtype)
     ours = REFERENCE.value(spec, {spec.tensor_inputs[0]: x}, None, dtype)
-    compared, disagreements = 0, []
+    compared, zeros, disagreements = 0, 0, []
     for i, v in enumerate(x):
         if ours.uncertain[i]:
             continue
         theirs = certified(spec, float(v), dtype)
+        if theirs is ZERO_OF_UNKNOWN_SIGN:
+            zeros += 1               # gelu far left: its sign is held by test_reference_defects, from the mathematics
+            assert float(ours.values[i]) == 0, f"{name}[{dtype}] at {float(v).hex()}: arb bounds a zero, the reference gives {ours.values[i]}"
+            continue
         if theirs is None:
             continue
         compared += 1
         mine = float(ours.values[i])
-        if not (mine == theirs or (math.isnan(mine) and math.isnan(theirs))):
+        same = mine == theirs and math.copysign(1.0, mine) == math.copysign(1.0, theirs)   # -0.0 is not +0.0
+        if not (same or (math.isnan(mine) and math.isnan(theirs))):
             disagreements.append((float(v).hex(), mine, theirs))
     assert not disagreements, f"{name}[{dtype}]: reference and arb disagree at {disagreements[:5]}"
-    assert compared >= 0.95 * len(x) >= 0.9 * POINTS, f"{name}[{dtype}]: only {compared} of {len(x)} points compared"
+    assert compared >= 0.95 * (len(x) - zeros) and len(x) >= 0.9 * POINTS, \
+        f"{name}[{dtype}]: only {compared} of {len(x) - zeros} points compared"

@@ -54,7 +54,8 @@ CHECKS = [check("softplus", "float32", "value", "fail", 9.0, message="value agai
           check("softplus", "float16", "value", "pass", 0.5),
           check("softplus", "float32", "gradient", "known discrepancy", 300.0,
                 reason="known accuracy: the backward pass rounds twice. Evidence: 300 ULP at x=3"),
-          check("softplus", None, "defaults", "fail", message="threshold: framework default 20, canonical none"),
+          check("softplus", None, "defaults", "fail", message="threshold: framework default 20, canonical none",
+                worst={"native": "20", "canonical": "'none'"}),
           check("relu", "float32", "kink", "known discrepancy", reason="known convention: relu'(0) = 1. Evidence: x=0")]
 SWEEPS = [swept("softplus", "float16", "value", 1.0), swept("softplus", "float16", "gradient", 3.0, wrong=2),
           swept("softplus", "float32", "value", 0.0, points=6000), swept("softplus", "float32", "gradient", 1.0, points=6000)]
@@ -138,7 +139,8 @@ def test_findings_defaults_conventions_and_the_known_list_are_shown(tmp_path: Pa
     page = Page(html)
     finding = page.row("softplus[float32] value", "check")
     assert finding[0] == ("fail", "fail") and finding[1][0] == (20.5).hex() and finding[3][0] == (20.5 + 2**-19).hex()
-    assert page.row("softplus", "parameter")[2][0] == "threshold: framework default 20, canonical none"
+    defaults = page.row("softplus", "parameter")          # parameter, framework default, canonical, status, detail
+    assert defaults[1][0] == "20" and defaults[2][0] == "'none'" and defaults[4][0] == "threshold: framework default 20, canonical none"
     # softplus.yaml declares the threshold convention (canonical: none) and what numpy does (nothing stated: numpy
     # has no softplus threshold), and relu's kink check is listed with its reason.
     conv = page.row("softplus", "convention")

@@ -19,7 +19,8 @@ from nnconform.spec import load_all
 
 SPECS = load_all(["activation"])
 WANTED = wanted(SPECS)
-REGENERATE = "run `python -m nnconform.conformance.sweeps.shipped_tables` after editing an activation's spec"
+REGENERATE = ("run `python -m nnconform.conformance.sweeps.shipped_tables` after editing an activation's spec or the "
+              "reference's code")
 SAMPLE = 48
 
 
