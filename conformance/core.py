@@ -260,7 +260,6 @@ def run_search(ctx: Context, case: Case, strategy: st.SearchStrategy[Any], body:
         seed(ctx.case_seed(case))(search)()
 
 
-
 def needs_certain(m: Measurement) -> None:
     if not m.any_certain:
         pytest.skip("reference uncertain for every input of this example")
@@ -284,8 +283,6 @@ def measure_widened(got: np.ndarray, ref: RefResult, dtype: str, budget: float, 
         return m
     cond = condition(~(m.ratio <= 1))
     return m if cond is None else measure_case(got, ref, dtype, budget, cond, case, inputs, exclude=exclude)
-
-
 
 
 # ---------------------------------------------------------------- building cases

@@ -49,7 +49,6 @@ def cases(build: Build, spec: Spec) -> list[Case]:
     return function_cases(build, spec, for_dtype)
 
 
-
 def for_dtype(build: Build, spec: Spec, dtype: str, differentiable: bool, why_not: str) -> list[Case]:
     out: list[Case] = []
     if spec.is_stochastic:
@@ -76,6 +75,7 @@ def for_dtype(build: Build, spec: Spec, dtype: str, differentiable: bool, why_no
         out.extend(kink_cases(build, spec, dtype))
     return out
 
+
 def _expected(build: Build, spec: Spec, x: np.ndarray, params: dict[str, Any], dtype: str) -> str:
     try:
         inputs = G.fixed_inputs(spec, x, dtype)
@@ -84,6 +84,7 @@ def _expected(build: Build, spec: Spec, x: np.ndarray, params: dict[str, Any], d
         return "?"
     return "uncertain" if res.any_uncertain else show(res.values)
 
+
 def stability_cases(build: Build, spec: Spec, dtype: str) -> list[Case]:
     out = []
     for params, x, why in G.stability_points(spec, dtype):
@@ -91,6 +92,7 @@ def stability_cases(build: Build, spec: Spec, dtype: str) -> list[Case]:
         label += f" -> {_expected(build, spec, x, params, dtype)}"
         out.append(Case(spec, dtype, "stability", label, inputs=x, params=params, extra=why))
     return out
+
 
 def special_cases(build: Build, spec: Spec, dtype: str) -> list[Case]:
     params = spec.default_params()
@@ -112,6 +114,7 @@ def special_cases(build: Build, spec: Spec, dtype: str) -> list[Case]:
         out.append(Case(spec, dtype, "special", label, inputs=x, params=params))
     return out
 
+
 def kink_cases(build: Build, spec: Spec, dtype: str) -> list[Case]:
     out = []
     params = spec.default_params()
@@ -129,8 +132,6 @@ def kink_cases(build: Build, spec: Spec, dtype: str) -> list[Case]:
 def _params_label(spec: Spec, params: dict[str, Any]) -> str:
     changed = {k: v for k, v in params.items() if k in spec.defaults and float(v) != float(spec.defaults[k])}
     return " ".join(f"{k}={short(float(v))}" for k, v in changed.items())
-
-
 
 
 # ---------------------------------------------------------------- calling the backend

@@ -46,5 +46,4 @@ def _same(a: Any, b: Any) -> bool:
         return str(a).lower() == str(b).lower()
 
 
-
 RUNNERS: dict[str, Callable[[Context, Case], None]] = {"defaults": check_defaults}

@@ -117,8 +117,6 @@ def cases(build: Build, spec: OptimizerSpec) -> list[Case]:
     return out
 
 
-
-
 # ---------------------------------------------------------------- strategies
 
 def _signed(lo: float, hi: float, dtype: str) -> st.SearchStrategy[float]:

@@ -72,7 +72,6 @@ def stability_points(spec: Spec, dtype: str) -> list[tuple[dict[str, Any], np.nd
     return out
 
 
-
 # ---------------------------------------------------------------- named points
 
 def finite_bounds(domain: Interval, dtype: str) -> tuple[float, float]:
@@ -127,7 +126,6 @@ def extreme_inputs(spec: Spec, dtype: str) -> dict[str, np.ndarray]:
         pairs = [[a, b] for a in chosen for b in chosen]
         x = np.asarray([(row * group)[: 2 * group] if group > 1 else row + [0.0] for row in pairs])
     return fixed_inputs(spec, x, dtype)
-
 
 
 # ---------------------------------------------------------------- grids every seed runs
@@ -326,7 +324,6 @@ def rows_without_all_masked(a: np.ndarray) -> np.ndarray:
     return a
 
 
-
 def cotangent_sample(rng: np.random.Generator, shape: tuple[int, ...], dtype: str) -> np.ndarray:
     """Cotangents like the draws': uniform in the cotangent range, simple values, and one in five
     a tiny log-uniform magnitude, as Hypothesis's shrinking towards 0 gives (1e-33 beside 2 in a
@@ -361,7 +358,6 @@ def param_ranges(spec: Spec) -> dict[str, tuple[float, float]]:
             hi = float(np.nextafter(hi, -np.inf))
         out[name] = (lo, hi)
     return out
-
 
 
 def fixed_rng(*key: str) -> np.random.Generator:

@@ -59,12 +59,10 @@ def rows(spec: Spec, dtype: str, params: dict[str, float], group: int = 1) -> st
             lambda vs, shape=shape: rows_without_all_masked(cast(vs, dtype).reshape(shape[0], shape[1] * group))))
 
 
-
 def cotangent(shape: tuple[int, ...], dtype: str) -> st.SearchStrategy[np.ndarray]:
     n = int(np.prod(shape))
     return st.lists(st.floats(*COTANGENT_RANGE, width=WIDTH[dtype], allow_nan=False), min_size=n, max_size=n).map(
         lambda vs: cast(vs, dtype).reshape(shape))
-
 
 
 def param_values(spec: Spec, dtype: str) -> st.SearchStrategy[dict[str, float]]:
