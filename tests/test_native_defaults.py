@@ -56,4 +56,4 @@ def test_a_documented_meaning_is_compared_and_the_record_keeps_the_stated_defaul
     ctx = Context(adapter, Reference())
     [case] = CaseBuilder(adapter, ctx.reference, ["float64"], ["defaults"]).build([SPEC])
     run(ctx, case)
-    assert ctx.results[case.id].detail == {"native": "None", "canonical": "'-100'", "means": "-100"}
+    assert ctx.results[case.id].detail == {"native": "None", "canonical": "-100", "means": "-100"}

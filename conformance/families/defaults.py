@@ -21,7 +21,8 @@ def check_defaults(ctx: Context, case: Case) -> None:
     if canonical is None:
         canonical = spec.canonical(nd.spec_name)
     meaning = nd.meaning(native)
-    ctx.results[case.id] = Worst(detail={"native": repr(native), "canonical": repr(canonical),
+    stated = str(canonical) if nd.canonical is None else repr(canonical)      # the spec's text, or the adapter's value
+    ctx.results[case.id] = Worst(detail={"native": repr(native), "canonical": stated,
                                          **({"means": repr(meaning)} if meaning is not native else {})})
     if native is REQUIRED:
         return     # the API makes the caller choose: no silent default to differ

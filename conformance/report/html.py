@@ -262,16 +262,23 @@ def _float32_table(exh: list[dict[str, Any]]) -> str:
         + _td(str(s.get("seconds", "")), "num") for s in exh])
 
 
-def _relations(specs: dict[str, Any], shown: set[str]) -> list[str]:
-    """Identities between specs that frameworks name differently, each verified by the reference."""
-    rows = []
+def _relation_rows(specs: dict[str, Any], shown: set[str]) -> list[tuple[str, str, str, str, bool, str]]:
+    """(function, related to, identity, verdict, holds, why) of every relation touching a shown function,
+    each verified by the reference when the page is written."""
+    out = []
     for name, checks in relations.verify_all({k: v for k, v in specs.items() if isinstance(v, Spec)}).items():
         for c in checks:
             if name in shown or c.relation.function in shown:
                 verdict = (f"holds at {c.points} points (largest difference {c.max_ulp:g} ULP in float64)" if c.holds
                            else f"FAILS: {c.max_ulp:.3g} ULP at {c.worst}")
-                rows.append(_td(name) + _td(c.relation.function) + _td(c.relation.identity)
-                            + _td(verdict, "pass" if c.holds else "fail") + _td(c.relation.why.strip()))
+                out.append((name, c.relation.function, c.relation.identity, verdict, c.holds, c.relation.why.strip()))
+    return out
+
+
+def _relations(specs: dict[str, Any], shown: set[str]) -> list[str]:
+    """Identities between specs that frameworks name differently, each verified by the reference."""
+    rows = [_td(a) + _td(b) + _td(identity) + _td(verdict, "pass" if holds else "fail") + _td(why)
+            for a, b, identity, verdict, holds, why in _relation_rows(specs, shown)]
     if not rows:
         return []
     return ['<h2 id="relations">Relations between functions</h2>',
@@ -309,6 +316,10 @@ def run_markdown(run: dict[str, Any]) -> str:
     header["environment"] = header["environment"] or {}
     text = records.markdown(header, run["records"]) if run["records"] else \
         f"# nnconform report: {run['backend']} {run['version']} ({run['device']})\n"
+    related = _relation_rows(_specs(), {r["function"] for r in run["records"]})
+    if related:
+        text += "\n## Relations between functions\n\n| function | related to | identity | verified by the reference |\n" \
+                "|---|---|---|---|\n" + "".join(f"| {a} | {b} | {i} | {v} |\n" for a, b, i, v, _, _ in related)
     if not run["sweeps"]:
         return text
     lines = ["", "## Sweeps: largest error over every swept input", "",
