@@ -32,7 +32,7 @@ class Entry(BaseModel):
     kind: Literal["bug", "accuracy", "convention", "default"] = "accuracy"
     reason: str = Field(min_length=10)
     evidence: str = Field(min_length=5)
-    link: str | None = None
+    link: str | None = Field(default=None, pattern=r"^https?://")     # a page to read, never a script
 
     def matches(self, case: Case, device: str) -> bool:
         return (case.function == self.function

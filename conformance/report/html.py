@@ -202,7 +202,8 @@ def run_html(label: str, run: dict[str, Any]) -> str:
         body.append(_table(["function", "dtypes", "checks", "kind", "reason", "evidence", "link"], [
             _td(e.function) + _td(", ".join(e.dtypes or ["all"])) + _td(", ".join(e.checks or ["all"])) + _td(e.kind)
             + _td(e.reason) + _td(e.evidence)
-            + (f'<td><a href="{escape(e.link)}">{escape(e.link)}</a></td>' if e.link else "<td></td>") for e in entries]))
+            + (f'<td><a href="{escape(e.link)}">{escape(e.link)}</a></td>' if e.link and e.link.startswith(("https://", "http://"))
+               else _td(e.link or "")) for e in entries]))
     by_fn: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for s in sweeps:
         if s["status"] == "measured":
@@ -341,7 +342,7 @@ def merged_html(merged: dict[str, Any], runs: dict[str, dict[str, Any]]) -> str:
     body = ["<h1>nnconform: merged report</h1>",
             _table(["run", "backend", "version", "device", "page"], [
                 _td(lab) + _td(r["backend"]) + _td(r["version"]) + _td(r["device"])
-                + f'<td><a href="{escape(stem(lab, runs[lab]))}.html">{escape(stem(lab, runs[lab]))}.html</a></td>'
+                + f'<td><a href="./{escape(stem(lab, runs[lab]))}.html">{escape(stem(lab, runs[lab]))}.html</a></td>'
                 for lab, r in merged["runs"].items()]),
             f'<p class="note">{escape(READING)}</p>']
     for title, key in (("Values", "values"), ("Gradients", "gradients"), ("Optimizer trajectories", "optimizers")):
@@ -379,8 +380,8 @@ def merged_html(merged: dict[str, Any], runs: dict[str, dict[str, Any]]) -> str:
 
 def stem(label: str, run: dict[str, Any]) -> str:
     """A run's file name without suffix: as pytest's --report names it, plus the version where two runs share it."""
-    base = f"{run['backend']}-{run['device']}"
-    return base if label == run["backend"] else f"{base}-{run['version']}".replace(" ", "_").replace("/", "_")
+    base = records.slug(f"{run['backend']}-{run['device']}")
+    return base if label == run["backend"] else records.slug(f"{base}-{run['version']}")
 
 
 def write(paths: list[Path], out: Path) -> list[Path]:
@@ -391,6 +392,8 @@ def write(paths: list[Path], out: Path) -> list[Path]:
     for label, run in runs.items():
         name = stem(label, run)
         md, page = out / f"{name}.md", out / f"{name}.html"
+        if page.resolve().parent != out.resolve():          # a slug never leaves --out; this says so if it did
+            raise records.RecordsError(f"{run.get('has_checks', label)}: a page for {label!r} would be written outside {out}")
         md.write_text(run_markdown(run))
         page.write_text(run_html(label, run))
         written += [md, page]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import re
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable
@@ -80,9 +81,22 @@ def _num_or_inf(v: Any) -> bool:
     return v is None or _is_num(v) or v == "inf"
 
 
+# Records are data, never paths: a backend or device name becomes part of a file name and a link, so
+# it is a plain name (no "/", no leading ".", no scheme); ':' only in a device ("cuda:0").
+BACKEND_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]{0,63}")
+DEVICE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:+-]{0,63}")
+
+
+def slug(text: str) -> str:
+    """A file-name component from any text: letters, digits and _.+- only."""
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", text).lstrip(".") or "_"
+
+
 _HEADER: dict[str, Callable[[Any], bool]] = {
-    "backend": lambda v: isinstance(v, str) and bool(v), "version": lambda v: isinstance(v, str),
-    "device": lambda v: isinstance(v, str) and bool(v), "environment": lambda v: isinstance(v, dict),
+    "backend": lambda v: isinstance(v, str) and BACKEND_NAME.fullmatch(v) is not None,
+    "version": lambda v: isinstance(v, str),
+    "device": lambda v: isinstance(v, str) and DEVICE_NAME.fullmatch(v) is not None,
+    "environment": lambda v: isinstance(v, dict),
     "dtypes": lambda v: isinstance(v, list) and all(isinstance(d, str) for d in v),
 }
 _CHECK: dict[str, Callable[[Any], bool]] = {
@@ -104,7 +118,8 @@ _MEASURED: dict[str, Callable[[Any], bool]] = {
     "worst": lambda v: isinstance(v, list) and all(isinstance(w, dict) and "input_hex" in w for w in v),
     "profile": lambda v: isinstance(v, dict) and isinstance(v.get("x"), list) and isinstance(v.get("max_ulp"), list),
 }
-EXPECTED = {"backend": "a non-empty string", "device": "a non-empty string", "version": "a string",
+EXPECTED = {"backend": "a plain name (letters, digits, _.+-; no '/', no leading '.')",
+            "device": "a plain name (letters, digits, _.:+-; no '/', no leading '.')", "version": "a string",
             "environment": "an object", "dtypes": "a list of strings", "status": "one of the statuses",
             "params": "an object", "worst": "an object, a list or null", "quantity": "value or gradient",
             "points": "a positive integer", "histogram": "a list of integers", "profile": "an object with x and max_ulp"}
