@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import os
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Hashable
 
@@ -47,10 +48,12 @@ class Table:
         try:
             with np.load(path, allow_pickle=False) as z:
                 keys, vals = z["keys"], z["vals"]
-        except (OSError, ValueError, KeyError):
-            return          # a damaged cache file is only a cache miss
-        if keys.ndim != 2 or vals.ndim != 2 or len(keys) != len(vals) or not keys.shape[1] or not vals.shape[1]:
-            return          # not a table this code writes: a miss
+            well_formed = keys.ndim == vals.ndim == 2 and len(keys) == len(vals) and keys.shape[1] and vals.shape[1]
+        except Exception:   # noqa: BLE001 - truncated (BadZipFile), empty (EOFError), flipped bits: whatever it is
+            well_formed = False
+        if not well_formed:
+            _set_aside(path)       # a damaged cache file is a miss, never a backend's failure; it is rewritten on flush
+            return
         ks = [tuple(k) for k in keys.tolist()] if keys.shape[1] > 1 else keys[:, 0].tolist()
         vs = [tuple(v) for v in vals.tolist()] if vals.shape[1] > 1 else vals[:, 0].tolist()
         self.data.update(zip(ks, vs))
@@ -83,6 +86,22 @@ class Table:
                 os.unlink(tmp)
             return
         self.dirty = False
+
+
+_WARNED: set[Path] = set()
+
+
+def _set_aside(path: Path) -> None:
+    """Move a damaged table out of the way (once, with a warning), so that the next flush writes a good one."""
+    if path in _WARNED:
+        return
+    _WARNED.add(path)
+    warnings.warn(f"nnconform: the reference cache file {path} is damaged; it is ignored and will be recomputed",
+                  RuntimeWarning, stacklevel=3)
+    try:
+        os.replace(path, path.with_suffix(".damaged"))
+    except OSError:
+        pass
 
 
 class ReferenceCache:

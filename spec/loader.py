@@ -402,7 +402,9 @@ def load_all(families: Iterable[str] = FAMILIES) -> "dict[str, Spec | OptimizerS
 def check_relations(specs: Mapping[str, "Spec | OptimizerSpec"]) -> None:
     """A relation names a spec that exists, of the same inputs, and only parameters it has."""
     for spec in specs.values():
-        for r in getattr(spec, "relations", ()):
+        if not isinstance(spec, Spec):
+            continue
+        for r in spec.relations:
             other = specs.get(r.function)
             if not isinstance(other, Spec):
                 raise SpecError(spec.path, f"{r.where}.function", f"no activation or loss spec named {r.function!r}")

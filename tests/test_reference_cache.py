@@ -50,6 +50,28 @@ def test_damaged_cache_file_is_a_miss_not_a_crash(tmp_path: Path) -> None:
     assert np.array_equal(got, expected)
 
 
+@pytest.mark.parametrize("damage", ["truncated", "empty", "flipped"])
+def test_a_truncated_empty_or_flipped_cache_file_is_a_miss_set_aside_and_rewritten(tmp_path: Path, damage: str) -> None:
+    # ../shared/reviews/reliability.md D2: a half-written .npz raised BadZipFile, an empty one EOFError,
+    # and every later run's checks failed until someone deleted the cache.
+    ref = Reference(ReferenceCache(tmp_path))
+    expected = ref.value(SPECS["sigmoid"], {"x": XS}).values
+    ref.flush()
+    [table] = list(tmp_path.rglob("*.npz"))
+    raw = table.read_bytes()
+    table.write_bytes({"truncated": raw[: len(raw) // 2], "empty": b"",
+                       "flipped": raw[:40] + bytes(b ^ 0xFF for b in raw[40:80]) + raw[80:]}[damage])
+    again = Reference(ReferenceCache(tmp_path))
+    with pytest.warns(RuntimeWarning, match="damaged"):
+        got = again.value(SPECS["sigmoid"], {"x": XS}).values
+    assert np.array_equal(got, expected)
+    again.flush()
+    assert table.with_suffix(".damaged").exists()
+    assert np.array_equal(Reference(ReferenceCache(tmp_path)).value(SPECS["sigmoid"], {"x": XS}).values, expected)
+    with np.load(table) as z:                       # the rewritten table is whole
+        assert len(z["keys"]) == len(XS)
+
+
 def test_changed_spec_file_does_not_reuse_old_results(tmp_path: Path) -> None:
     base = {"name": "f", "family": "activation", "summary": "s", "inputs": {"x": {"differentiable": False}},
             "tolerance": {d: {"ulp": 1, "gradient_ulp": 1} for d in ("float64", "float32", "float16", "bfloat16")}
