@@ -312,12 +312,15 @@ def check_trajectory(ctx: Context, case: Case) -> None:
     hyper = hyperparameters(spec, decay=False)
     if case.extra == HYPER_IN_FLOAT32:
         hyper = hyper.map(lambda h: {k: representable(v, "float32") for k, v in h.items()})
-    strategy = st.tuples(hyper, initial_params(dtype), gradients(dtype))
+    _search(ctx, case, st.tuples(hyper, initial_params(dtype), gradients(dtype)), _constant_lr(ctx, case))
 
+
+def _constant_lr(ctx: Context, case: Case) -> Callable[[tuple], None]:
+    """The body of a trajectory at a constant learning rate: (hyperparameters, p0, gradients)."""
     def body(ex: tuple) -> None:
         hyper, p0, grads = ex
         compare(ctx, case, hyper, Problem(p0, (hyper["lr"],) * STEPS, grads=grads))
-    _search(ctx, case, strategy, body)
+    return body
 
 
 def check_schedule(ctx: Context, case: Case) -> None:
@@ -335,12 +338,8 @@ def check_schedule(ctx: Context, case: Case) -> None:
 def check_weight_decay(ctx: Context, case: Case) -> None:
     spec, dtype = case.spec, case.dtype or "float64"
     assert isinstance(spec, OptimizerSpec)
-    strategy = st.tuples(hyperparameters(spec, decay=True), initial_params(dtype), gradients(dtype))
-
-    def body(ex: tuple) -> None:
-        hyper, p0, grads = ex
-        compare(ctx, case, hyper, Problem(p0, (hyper["lr"],) * STEPS, grads=grads))
-    _search(ctx, case, strategy, body)
+    _search(ctx, case, st.tuples(hyperparameters(spec, decay=True), initial_params(dtype), gradients(dtype)),
+            _constant_lr(ctx, case))
 
 
 def check_objective(ctx: Context, case: Case) -> None:
