@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 
 from nnconform.adapters.base import Adapter, NotProvided
 from nnconform.reference import LossReference, OptimizerReference, Reference, RefResult
+from nnconform.reference.tiers import losses_for
 from nnconform.spec import OptimizerSpec, Spec
 
 from . import kinds
@@ -113,7 +114,7 @@ class Context:
     optimizers: OptimizerReference = field(init=False, default_factory=OptimizerReference)
 
     def __post_init__(self) -> None:
-        self.losses = LossReference(self.reference)
+        self.losses = losses_for(self.reference)
 
     def case_seed(self, case: Case) -> int:
         return int(hashlib.sha256(f"{self.seed}:{case.id}".encode()).hexdigest()[:8], 16)
@@ -297,7 +298,7 @@ class Build:
 
     @property
     def losses(self) -> LossReference:
-        return LossReference(self.reference)
+        return losses_for(self.reference)
 
 
 ForDtype = Callable[[Build, Spec, str, bool, str], list[Case]]

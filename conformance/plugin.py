@@ -33,6 +33,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     g.addoption("--conformance-seed", type=int, default=0, help="mixed into every check's fixed seed")
     g.addoption("--call-timeout", type=float, default=60.0, metavar="SECONDS",
                 help="a backend call running longer fails its check (0: no limit)")
+    g.addoption("--reference", default="mpmath", choices=("mpmath", "arb", "both"),
+                help="the exact reference: mpmath (default), arb (the independent tier, needs python-flint), "
+                     "or both (judge only where the two agree)")
     g.addoption("--known", default=None, metavar="PATH",
                 help="known-discrepancy list to apply (default: the one shipped for the backend)")
 
@@ -47,7 +50,8 @@ def _state(config: pytest.Config) -> dict[str, Any]:
     if state is not None:
         return state
     from nnconform.adapters.registry import BackendUnavailable, available, load
-    from nnconform.reference import Reference, ReferenceCache
+    from nnconform.reference import ReferenceCache, tiers
+    from nnconform.reference.arb_tier import TierUnavailable
 
     from . import known
     from .core import Context
@@ -67,7 +71,11 @@ def _state(config: pytest.Config) -> dict[str, Any]:
         raise pytest.UsageError(f"unknown dtype(s) {bad}; choose from float64, float32, float16, bfloat16")
     checks = [c for c in CHECKS if any(fnmatch.fnmatch(c, p) for p in _split(config.getoption("checks")))]
     profile = config.getoption("conformance_profile")
-    ctx = Context(adapter, Reference(ReferenceCache()), max_examples=PROFILES[profile],
+    try:
+        reference = tiers.make(config.getoption("reference"), ReferenceCache())
+    except TierUnavailable as exc:
+        raise pytest.UsageError(str(exc)) from None
+    ctx = Context(adapter, reference, max_examples=PROFILES[profile],
                   call_timeout=config.getoption("call_timeout"),
                   seed=config.getoption("conformance_seed"))
     if profile == "thorough":
@@ -95,7 +103,7 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     a = s["adapter"]
     env = ", ".join(f"{k}={v}" for k, v in sorted(a.environment().items()))
     return [f"nnconform: backend {a.name} {a.version}, device {a.device}, dtypes {','.join(s['dtypes'])}, "
-            f"profile {s['profile']}", f"nnconform: numerics environment: {env or 'nothing recorded'}"]
+            f"profile {s['profile']}, reference {config.getoption('reference')}", f"nnconform: numerics environment: {env or 'nothing recorded'}"]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -224,6 +232,11 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.section("nnconform: known discrepancies that matched no test", yellow=True)
         for e in unmatched:
             terminalreporter.write_line(f"  {e.function} {e.dtypes or ''} {e.checks or ''} {e.case or ''}: {e.reason}")
+    disagreed = getattr(s["ctx"].reference, "disagreements", 0)
+    if disagreed:
+        terminalreporter.section("nnconform: the reference tiers disagree", red=True)
+        terminalreporter.write_line(f"  mpmath and arb gave different results at {disagreed} outputs; no backend was judged "
+                                    "there (a reference bug: please report it with the records file)")
     if s.get("written"):
         terminalreporter.write_line("nnconform report: " + ", ".join(str(p) for p in s["written"]))
 
@@ -236,9 +249,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     s["ctx"].reference.flush()
     target = config.getoption("report")
     if target and s["records"]:
+        from nnconform.reference import tiers
+
         from .report import records
         header = records.run_header(s["adapter"], s["dtypes"])
         header["profile"] = s["profile"]
+        header["reference"] = tiers.describe(s["ctx"].reference)
         header["known"] = [e.model_dump(exclude_none=True) for e in s["known"]]   # what the verdicts were judged by
         worker = os.environ.get("PYTEST_XDIST_WORKER")
         directory = Path(target) / worker if worker else Path(target)

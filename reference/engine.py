@@ -46,10 +46,11 @@ class RefResult:
         return bool(self.uncertain.any())
 
 
-def certify(v: tuple, e: int | None, dt: DtypeInfo, final: bool = True) -> float | None:
+def certify(v: tuple, e: int | None, dt: DtypeInfo, final: bool = True, limit: bool = False) -> float | None:
     """The rounded value if every number within v +- 2**e rounds to it, sign of zero included, else None.
 
-    `final`: the last precision the reference will try (see the zero rule below).
+    `final`: the last precision the reference will try; `limit`: the inputs hold an infinity's
+    stand-in (see the zero rule below).
     """
     r = round_mpf(v, dt)
     if e is None or math.isnan(r):
@@ -66,12 +67,14 @@ def certify(v: tuple, e: int | None, dt: DtypeInfo, final: bool = True) -> float
     if lo != hi:
         return None
     if math.copysign(1.0, lo) != math.copysign(1.0, hi):
-        # Zeros of both signs: the interval straddles 0.  A value the evaluation still gives as
-        # exactly 0 at its last precision is an exact zero of the formula (a masked entry's e^-inf,
-        # g - g): +0.0, as IEEE arithmetic gives it; before that, more precision may resolve a term
-        # 1 + e^-1000 absorbed (log_softmax's dominant entry, -0.0).  Otherwise the sign of the exact
-        # value is not known: uncertain, never the sign of the noise (gelu's +0.0 for x < -41 was).
-        return 0.0 if final and not v[1] else None
+        # Zeros of both signs: the interval straddles 0, and the sign of the exact value is not
+        # known: uncertain, never the sign of the noise (gelu's +0.0 for x < -41 was).  One
+        # exception, a convention: where stand-ins of +-2**2000 cancel (bce_with_logits at
+        # x = -inf, t = 0: -S + S + log1p(e^-S)), the limit is the zero IEEE arithmetic gives, +0.0,
+        # once the last precision still cannot separate it.  Finite inputs never get this rule:
+        # the dominant entry of [1e308, -1e308] in log_softmax is -log1p(e^-2e308), negative,
+        # and was certified +0.0 by an earlier form of it (found by the arb tier).
+        return 0.0 if final and limit else None
     return lo
 
 
@@ -262,14 +265,16 @@ class Reference:
                 env[k] = _param_scalar(v, prec)
         return bind
 
-    def _solve(self, evaluate: Callable[[int], list[E.Scalar]], dt: DtypeInfo, start: int | None = None) -> list[float | None]:
-        """Evaluate at rising precision until every output is certified (or the cap is reached)."""
+    def _solve(self, evaluate: Callable[[int], list[E.Scalar]], dt: DtypeInfo, start: int | None = None,
+               limit: bool = False) -> list[float | None]:
+        """Evaluate at rising precision until every output is certified (or the cap is reached).
+        `limit`: the inputs hold stand-ins for infinities (certify's zero rule)."""
         prec = start or dt.precision + 24
         while True:
             self.last_precision = prec
             try:
                 outs = evaluate(prec)
-                rounded = [certify(v, e, dt, final=prec >= self.max_precision) for v, e in outs]
+                rounded = [certify(v, e, dt, final=prec >= self.max_precision, limit=limit) for v, e in outs]
                 if all(r is not None for r in rounded) or prec >= self.max_precision:
                     return rounded
             except E.NeedPrecision:
@@ -479,11 +484,26 @@ class Reference:
             conv = spec.doc.conventions.get("all_neg_inf_row")
             if conv is not None and str(conv.canonical) == "nan":
                 return [math.nan] * width
+        if quantity != "value" and np.isinf(row).any():
+            return [None] * width   # derivatives at infinite entries: no declared convention
+        masked = np.isneginf(row)
+        if masked.any() and "neg_inf_entries" in spec.doc.conventions and spec.doc.output == "same":
+            # The others are the function of the row without its masked entries (the convention),
+            # exactly, not a row with a stand-in that only approximates "contributes nothing".
+            outside = self._stand_in_row(spec, quantity, fn, yfn, base_env, row, grow, dt, width)
+            inside = self._row_point(spec, quantity, fn, yfn, base_env, row[~masked],
+                                     None if grow is None else grow[~masked], dt, int((~masked).sum()))
+            merged = list(outside)
+            for j, r in zip(np.nonzero(~masked)[0], inside):
+                merged[j] = r
+            return merged
+        return self._stand_in_row(spec, quantity, fn, yfn, base_env, row, grow, dt, width)
+
+    def _stand_in_row(self, spec: Spec, quantity: str, fn: E.Compiled, yfn: E.Compiled | None, base_env: Callable,
+                      row: np.ndarray, grow: np.ndarray | None, dt: DtypeInfo, width: int) -> list[float | None]:
         # Infinite entries as the limit: a stand-in of +-2**2000 rounds to +-inf in every format
         # and leaves every finite float64 entry negligible beside it.
         xs = _row_mpf(row)
-        if quantity != "value" and np.isinf(row).any():
-            return [None] * width   # derivatives at infinite entries: no declared convention
         env: dict = {spec.tensor_inputs[0]: [(v, None) for v in xs]}
         if grow is not None:
             gs = [(from_float(float(v)), None) for v in grow]
@@ -496,7 +516,7 @@ class Reference:
             out = fn(env, prec)
             return out if isinstance(out, list) else [out]
 
-        res = self._solve(evaluate, dt)
+        res = self._solve(evaluate, dt, limit=bool(np.isinf(row).any()))
         if len(res) != width:
             res = (res * width)[:width] if len(res) == 1 else res
         return res

@@ -321,7 +321,7 @@ class LossReference:
                 elif st_ != "ok":
                     out.append(math.nan if st_ == "nan" else None)
                 else:
-                    out.append(self.ref._solve(one(item), dt)[0])
+                    out.append(self.ref._solve(one(item), dt, limit=_has(item, math.isinf, [spec.tensor_inputs[0]]))[0])
             return np.asarray(out, dtype=object).reshape(samples.out_shape)
         kept = [(item, st_) for item, st_, ig in zip(samples.items, status, ignored) if not ig]
         if any(st_ == "nan" for _, st_ in kept):
@@ -340,7 +340,8 @@ class LossReference:
                     return [(from_int(0), None)]
                 raise E.DomainError("mean over no samples")
             return [E.div(s, d, prec)]
-        return np.asarray(self.ref._solve(total, dt)[0], dtype=object)
+        limit = any(_has(item, math.isinf, [spec.tensor_inputs[0]]) for item, _ in kept)
+        return np.asarray(self.ref._solve(total, dt, limit=limit)[0], dtype=object)
 
     def _denominator(self, spec: Spec, kept: list[dict[str, Any]], bind: Callable, prec: int) -> E.Scalar:
         return E.reduce_sum([self._count(spec, item, bind, prec) for item in kept], prec)

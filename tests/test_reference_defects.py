@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from mpmath.libmp import from_man_exp, mpf_cmp, mpf_sub
 
-from nnconform.reference import Reference, ReferenceCache
+from nnconform.reference import LossReference, Reference, ReferenceCache
 from nnconform.reference import evaluator as E
 from nnconform.spec import load_all, parse_document
 
@@ -103,9 +103,20 @@ def test_the_dominant_log_softmax_entry_of_a_row_with_far_entries_is_negative_ze
 
 
 def test_an_exact_zero_is_positive_zero() -> None:
-    # softmax's VJP with a constant cotangent is s (g - <g, s>) = 0 exactly: +0.0, as IEEE gives it.
+    # mse's derivative 2 (input - target) at input = target = 1.5 is 0 exactly: +0.0, as IEEE's x - x gives it.
+    got = LossReference(REF).vjp(SPECS["mse"], "input", {"input": np.array([1.5]), "target": np.array([1.5])}, np.array([1.0]))
+    assert not got.uncertain.any() and got.values[0] == 0 and not np.signbit(got.values[0])
+
+
+def test_a_zero_only_an_identity_proves_is_uncertain_never_a_signed_guess() -> None:
+    # softmax's VJP with a constant cotangent, s (g - <g, s>), is 0 because sum(s) = 1, which no
+    # interval evaluation proves: s is inexact.  An earlier rule gave +0.0 to any straddle at the
+    # last precision, and with it +0.0 to log_softmax's dominant entry of [1e308, -1e308], which
+    # is -log1p(e^-2e308) < 0 (the arb tier found that; tests/test_reference_tiers.py).
     got = REF.vjp(SPECS["softmax"], "x", {"x": np.array([[0.5, -3.0, 2.0]])}, np.array([[0.75, 0.75, 0.75]]))
-    assert not got.uncertain.any() and (got.values == 0).all() and not np.signbit(got.values).any()
+    assert got.uncertain.all()
+    dominant = REF.value(SPECS["log_softmax"], {"x": np.array([[1e308, -1e308]])})
+    assert dominant.uncertain[0, 0] or (dominant.values[0, 0] == 0 and np.signbit(dominant.values[0, 0]))
 
 
 # ---------------------------------------------------------------- D3: decidable cases decided

@@ -133,6 +133,16 @@ def _known_entries(run: dict[str, Any]) -> list[known.Entry]:
     return [known.Entry.model_validate(item) for item in run.get("known") or []]     # validated when read
 
 
+def reference_text(ref: Any) -> str:
+    """The tier that judged the run, and any outputs the two tiers disagreed on (never judged)."""
+    if not isinstance(ref, dict):
+        return "mpmath"
+    text = str(ref.get("tier", "mpmath"))
+    if ref.get("disagreements"):
+        text += f" (the tiers disagreed at {ref['disagreements']} outputs, which were not judged)"
+    return text
+
+
 def run_html(label: str, run: dict[str, Any]) -> str:
     recs, sweeps = run["records"], run["sweeps"]
     dtypes = [d for d in ALL_DTYPES if d in (run.get("dtypes") or ALL_DTYPES)]
@@ -142,6 +152,7 @@ def run_html(label: str, run: dict[str, Any]) -> str:
     body = [f"<h1>nnconform report: {escape(run['backend'])} {escape(run['version'])} ({escape(run['device'])})</h1>"]
     info = [("backend", run["backend"]), ("version", run["version"]), ("device", run["device"]),
             ("profile", str(run.get("profile", ""))),
+            ("reference", reference_text(run.get("reference"))),
             ("numerics environment", ", ".join(f"{k}={v}" for k, v in sorted((run.get("environment") or {}).items()))),
             ("machine", ", ".join(f"{k}={v}" for k, v in sorted((run.get("machine") or {}).items())))]
     body.append(_table(["", ""], [f"<th>{escape(k)}</th><td>{escape(v)}</td>" for k, v in info]))

@@ -68,7 +68,7 @@ def load_runs(paths: list[Path]) -> dict[str, dict[str, Any]]:
         data = load(path)
         key = (data["backend"], data["device"], data["version"])
         run = runs.setdefault(key, {k: data[k] for k in ("backend", "version", "device")} | {"records": [], "sweeps": []})
-        for k in ("environment", "machine", "dtypes", "profile", "framework", "known"):
+        for k in ("environment", "machine", "dtypes", "profile", "reference", "framework", "known"):
             if k in data and (data["kind"] == "checks" or k not in run):
                 run[k] = data[k]
         if data["kind"] == "checks":
