@@ -29,7 +29,7 @@ from . import evaluator as E
 from .cache import ReferenceCache
 from .dtypes import UNCERTAIN_BITS, DtypeInfo, info, round_mpf
 
-MAX_PRECISION = 1 << 13
+MAX_PRECISION = 1 << 15     # a gap of 10,000 nats (cross_entropy at logits +-1e4) needs 14,441 bits
 _ONE_BITS = int(np.float64(1.0).view(np.uint64))
 NEG_INF_STANDIN = (1, 1, 2000, 1)          # -2**2000 as an mpmath raw float
 POS_INF_STANDIN = (0, 1, 2000, 1)
@@ -78,7 +78,7 @@ def certify(v: tuple, e: int | None, dt: DtypeInfo, final: bool = True, limit: b
     return lo
 
 
-END_BITS = 1 << 15       # the most bits the ends of a certified interval carry (the working precision's cap, and more)
+END_BITS = 1 << 16       # the most bits the ends of a certified interval carry (the working precision's cap, and more)
 
 
 def _param_scalar(value: ParamValue, prec: int) -> E.Scalar:

@@ -4,7 +4,7 @@ reference/arb_tier.py shares no arithmetic with the mpmath tier (its docstring l
 two do share: what the spec means).  So where they agree, both are right unless both are wrong
 the same way; where they disagree, one has a bug.  Compared: values and VJPs of every
 deterministic activation and loss, NaN equal to NaN, -0.0 distinct from +0.0, "uncertain"
-equal to "uncertain" (so the mpmath tier never declines what arb decides within 8,192 bits).
+equal to "uncertain" (so the mpmath tier never declines what arb decides within 32,768 bits).
 
 Inputs: the full float16 and bfloat16 sets (elementwise activations), and per function a
 float32/float64 mixture: log-uniform magnitudes over the whole range, the bend region, signed
