@@ -44,7 +44,7 @@ except ImportError:      # the dev extra has it; a run that asks for this tier w
     flint = None         # type: ignore[assignment]
     arb = None           # type: ignore[assignment,misc]
 
-MAX_BITS = 1 << 15         # as the mpmath tier's cap (engine.MAX_PRECISION)
+MAX_BITS = 1 << 16         # twice the mpmath tier's cap: what that decides, this can check
 # name: (significand bits with the hidden one, exponent of the smallest normal, exponent of the largest)
 FORMATS: dict[str, tuple[int, int, int]] = {
     "float64": (53, -1022, 1023), "float32": (24, -126, 127), "float16": (11, -14, 15), "bfloat16": (8, -126, 127),

@@ -27,12 +27,16 @@ TIERS = ("mpmath", "arb", "both")
 
 
 def _agree(a: RefResult, b: RefResult) -> tuple[RefResult, int]:
-    """`a` where the tiers give the same bits (NaN equal to NaN, -0.0 not +0.0), uncertain elsewhere."""
+    """mpmath's `a` where both tiers decided the same bits (NaN equal to NaN, -0.0 not +0.0), uncertain
+    elsewhere; and the count of disagreements: both decided differently, or arb decided what mpmath
+    declined.  (mpmath deciding where arb declines is not one: arb cannot check there.)"""
     av, bv = np.asarray(a.values, dtype=np.float64), np.asarray(b.values, dtype=np.float64)
-    same = ((av.view(np.uint64) == bv.view(np.uint64)) | (np.isnan(av) & np.isnan(bv))) & (a.uncertain == b.uncertain)
-    uncertain = a.uncertain | ~same
+    same_bits = (av.view(np.uint64) == bv.view(np.uint64)) | (np.isnan(av) & np.isnan(bv))
+    decided = ~a.uncertain & ~b.uncertain
+    disagree = (decided & ~same_bits) | (a.uncertain & ~b.uncertain)
+    uncertain = ~(decided & same_bits)
     values = np.where(uncertain, np.nan, a.values).astype(a.values.dtype)
-    return RefResult(values, uncertain), int((~same).sum())
+    return RefResult(values, uncertain), int(disagree.sum())
 
 
 class TieredReference(Reference):
