@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
 from nnconform import __version__
 from nnconform.adapters import registry
 from nnconform.adapters.base import ALL_DTYPES
@@ -166,7 +168,6 @@ class ProgressLine(threading.Thread):
     def run(self) -> None:
         if not self.show:
             return
-        from tqdm import tqdm
         bar = None
         while True:
             running = self.proc.poll() is None

@@ -199,7 +199,8 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         return None
     s = _state(config)
     a = s["adapter"]
-    env = ", ".join(f"{k}={v}" for k, v in sorted(a.environment().items()))
+    from nnconform.adapters import isa
+    env = ", ".join(f"{k}={v}" for k, v in sorted(isa.environment_of(a).items()))
     return [f"nnconform: backend {a.name} {a.version}, device {a.device}, dtypes {','.join(s['dtypes'])}, "
             f"profile {s['profile']}, reference {config.getoption('reference')}", f"nnconform: numerics environment: {env or 'nothing recorded'}"]
 
@@ -241,13 +242,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.hook.pytest_deselected(items=empty)
         items[:] = [i for i in items if i not in empty]
     device = s["adapter"].device.split(":")[0]
+    from nnconform.adapters import isa
+    environment = isa.environment_of(s["adapter"])
     s["collected"] = {(c.function, c.dtype, c.check) for c in map(_case, items) if c is not None}
+    s["elsewhere"] = {i for i, e in enumerate(s["known"]) if not e.applies_in(environment)}
     for item in items:
         case = _case(item)
         if case is None or case.skip:
             continue
         for i, entry in enumerate(s["known"]):
-            if entry.matches(case, device):
+            if entry.matches(case, device, environment):
                 s["matched"].add(i)
                 item.add_marker(pytest.mark.xfail(strict=True, reason=entry.describe(), raises=AssertionError))
                 break
@@ -355,7 +359,14 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     def could_match(e: Any) -> bool:     # entries for functions, dtypes or checks filtered out of this run are fine
         return any(fn == e.function and (e.dtypes is None or dt in e.dtypes) and (e.checks is None or ck in e.checks)
                    for fn, dt, ck in collected)
-    unmatched = [e for i, e in enumerate(s["known"]) if i not in s["matched"] and could_match(e)]
+    elsewhere = [e for i, e in enumerate(s["known"]) if i in s.get("elsewhere", set()) and could_match(e)]
+    if elsewhere:
+        terminalreporter.section("nnconform: known discrepancies of another environment (not applied here)", yellow=True)
+        for e in elsewhere:
+            where = ", ".join(f"{k} in {v}" for k, v in (e.where or {}).items())
+            terminalreporter.write_line(f"  {e.function} {e.dtypes or ''} {e.checks or ''}: measured where {where}")
+    unmatched = [e for i, e in enumerate(s["known"]) if i not in s["matched"] and i not in s.get("elsewhere", set())
+                 and could_match(e)]
     if unmatched:
         terminalreporter.section("nnconform: known discrepancies that matched no test", yellow=True)
         for e in unmatched:
@@ -454,6 +465,7 @@ def pytest_testnodedown(node: Any, error: Any) -> None:
     part = json.loads(output)
     s["records"].extend(part["records"])
     s["matched"].update(part["matched"])
+    s["elsewhere"] = s.get("elsewhere", set()) | set(part["elsewhere"])
     s.setdefault("collected", set()).update(tuple(c) for c in part["collected"])
     s["workers"] = s.get("workers", 0) + 1
     s["workers_disagreed"] = s.get("workers_disagreed", 0) + part["disagreements"]
@@ -468,7 +480,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if hasattr(config, "workerinput"):
         # A pytest-xdist worker hands its records to the controller, which writes the one records file.
         config.workeroutput["nnconform"] = json.dumps({  # type: ignore[attr-defined]
-            "records": s["records"], "matched": sorted(s["matched"]),
+            "records": s["records"], "matched": sorted(s["matched"]), "elsewhere": sorted(s.get("elsewhere", set())),
             "collected": sorted([list(c) for c in s.get("collected", set())], key=str),
             "disagreements": getattr(s["ctx"].reference, "disagreements", 0)})
         return

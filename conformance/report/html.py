@@ -280,8 +280,9 @@ def run_html(label: str, run: dict[str, Any], save: Saver = embedded) -> str:
     if entries:
         sections.append(("known", f"Known discrepancies of {run['backend']} ({len(entries)})", [
             "<details><summary>the list this run applied</summary>",
-            _table(["function", "dtypes", "checks", "kind", "reason", "evidence", "link"], [
-                _td(e.function) + _td(", ".join(e.dtypes or ["all"])) + _td(", ".join(e.checks or ["all"])) + _td(e.kind)
+            _table(["function", "dtypes", "checks", "measured where", "kind", "reason", "evidence", "link"], [
+                _td(e.function) + _td(", ".join(e.dtypes or ["all"])) + _td(", ".join(e.checks or ["all"]))
+                + _td("; ".join(f"{k} in {', '.join(v)}" for k, v in (e.where or {}).items()) or "any") + _td(e.kind)
                 + _td(e.reason) + _td(e.evidence)
                 + (f'<td><a href="{escape(e.link)}">{escape(e.link)}</a></td>' if e.link and e.link.startswith(("https://", "http://"))
                    else _td(e.link or "")) for e in entries]), "</details>"]))

@@ -21,6 +21,7 @@ import hypothesis
 from pydantic import ValidationError
 
 from nnconform import __version__
+from nnconform.adapters import isa
 
 from .. import kinds, known
 from ..kinds import GRADIENT_CHECKS, OPTIMIZER_TABLE, TRAJECTORY_CHECKS, VALUE_CHECKS
@@ -36,7 +37,7 @@ class RecordsError(ValueError):
 
 def run_header(adapter: Any, dtypes: list[str], kind: str = "checks") -> dict[str, Any]:
     return {"schema_version": SCHEMA_VERSION, "kind": kind, "backend": adapter.name, "version": adapter.version,
-            "framework": adapter.framework, "device": adapter.device, "dtypes": dtypes, "environment": adapter.environment(),
+            "framework": adapter.framework, "device": adapter.device, "dtypes": dtypes, "environment": isa.environment_of(adapter),
             # what verdicts depend on besides the framework: the suite and the example generator
             "tools": {"nnconform": __version__, "hypothesis": hypothesis.__version__},
             "machine": {"cpu": _cpu_model(), "cores": str(os.cpu_count()), "python": platform.python_version(),
