@@ -270,7 +270,8 @@ class TorchAdapter(Adapter):
         return _TorchSession(built, initial, DTYPES[dtype], self.device)
 
     def environment(self) -> dict[str, str]:
-        env = {"threads": str(torch.get_num_threads()), "mkldnn": str(torch.backends.mkldnn.is_available())}
+        env = {"threads": str(torch.get_num_threads()), "mkldnn": str(torch.backends.mkldnn.is_available()),
+               "cpu_capability": torch.backends.cpu.get_cpu_capability()}
         if self.device.startswith("cuda"):
             env["gpu"] = torch.cuda.get_device_name()
             env["tf32_matmul"] = str(torch.backends.cuda.matmul.allow_tf32)

@@ -1,7 +1,8 @@
 """The `nnconform` console script.
 
     nnconform new-adapter NAME [--dir DIR] [--force]   write NAME_adapter.py, listing every spec function
-    nnconform backends                                 the registered backends, and whether each loads here
+    nnconform backends                                 the registered backends, and whether each is installed here
+    nnconform cache info|prune|clear                   the reference cache: where and how big; remove old versions or all
     nnconform sweep BACKEND [--out DIR]                measurement sweeps (every 16-bit input, grids) -> DIR/BACKEND-cpu.sweep.json
     nnconform sweep BACKEND --float32-exhaustive FN    one unary function over all 2**32 float32 inputs
     nnconform report run BACKEND [--out DIR]           the full report: conformance run, sweeps, Markdown and HTML
@@ -15,16 +16,22 @@ from __future__ import annotations
 
 import argparse
 import fnmatch
+import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
+from tqdm import tqdm
+
+from nnconform import __version__
 from nnconform.adapters import registry
 from nnconform.adapters.base import ALL_DTYPES
 from nnconform.spec import SpecError, load_all
 
+from . import cache_admin, selection
 from .report import html as report
 from .report import merge, records
 from .scaffold import ScaffoldError, write
@@ -46,13 +53,16 @@ def _new_adapter(args: argparse.Namespace) -> int:
 
 
 def _backends(args: argparse.Namespace) -> int:
+    """Each backend's state from package metadata, without importing a framework (well under 2 s)."""
     for name in registry.available():
-        try:
-            adapter = registry.load(name)
-            state = f"{adapter.framework} {adapter.version}"
-        except registry.BackendUnavailable as exc:
-            state = f"unavailable: {exc}"
-        print(f"{name:<14} {state}")
+        ready, text = registry.state(name)
+        print(f"{name:<14} {'ready  ' if ready else 'missing'}  {text}")
+    return 0
+
+
+def _cache(args: argparse.Namespace) -> int:
+    lines = cache_admin.info() if args.action == "info" else cache_admin.remove(args.action)
+    print("\n".join(lines))
     return 0
 
 
@@ -121,6 +131,10 @@ def _grid_sweeps(backend: str, device: str, out: Path, dtypes: list[str], functi
     if setup is None:
         return 2
     header, specs = setup
+    unmatched = selection.unmatched("functions", functions, list(specs))
+    if unmatched:
+        print(f"nnconform sweep: {unmatched}", file=sys.stderr)
+        return 2
     chosen = [s for n, s in sorted(specs.items()) if any(fnmatch.fnmatch(n, p) for p in _split(functions))]
     results = sweep.sweep(backend, device, chosen, dtypes, jobs=jobs, progress=progress)
     path = records.write_sweeps(out, header, results)
@@ -144,6 +158,35 @@ def _write_pages(paths: list[Path], out: Path) -> int:
     return 0
 
 
+class ProgressLine(threading.Thread):
+    """The pytest phase's progress (checks done of total, failures so far) as a bar under the sweeps'."""
+
+    def __init__(self, path: Path, proc: subprocess.Popen, show: bool) -> None:
+        super().__init__(daemon=True)
+        self.path, self.proc, self.show = path, proc, show
+
+    def run(self) -> None:
+        if not self.show:
+            return
+        bar = None
+        while True:
+            running = self.proc.poll() is None
+            try:
+                done, total, failed = (int(v) for v in self.path.read_text().split())
+            except (OSError, ValueError):
+                done = total = failed = -1
+            if total >= 0:
+                if bar is None:
+                    bar = tqdm(total=total, desc="conformance checks", unit="check", position=1, leave=True)
+                bar.n = done
+                bar.set_postfix_str(f"{failed} failed", refresh=True)
+            if not running:
+                break
+            time.sleep(0.5)
+        if bar is not None:
+            bar.close()
+
+
 def _report_run(args: argparse.Namespace) -> int:
     """pytest (the verdicts and records) and, at the same time, the sweeps; then the pages.
 
@@ -156,6 +199,10 @@ def _report_run(args: argparse.Namespace) -> int:
     except registry.BackendUnavailable as exc:
         print(f"nnconform report run: {exc}", file=sys.stderr)
         return 2
+    unmatched = selection.unmatched("functions", args.functions, list(load_all()))
+    if unmatched:
+        print(f"nnconform report run: {unmatched}", file=sys.stderr)
+        return 2
     out = Path(args.out)
     start = time.perf_counter()
     cmd = [sys.executable, "-m", "pytest", "--pyargs", "nnconform.conformance", f"--backend={args.backend}",
@@ -164,15 +211,24 @@ def _report_run(args: argparse.Namespace) -> int:
     print("$ " + " ".join(cmd), flush=True)
     log = out / f"{args.backend}-{args.device}.pytest.log"
     out.mkdir(parents=True, exist_ok=True)
+    progress = out / f".{args.backend}-{args.device}.progress"
+    progress.unlink(missing_ok=True)
     with log.open("w") as sink:
-        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, env={**os.environ, "NNCONFORM_PROGRESS": str(progress)})
+        watcher = ProgressLine(progress, proc, show=not args.no_progress)
+        watcher.start()
         try:
             swept = _grid_sweeps(args.backend, args.device, out, _split(args.dtypes), args.functions, args.jobs,
                                  not args.no_progress)
         finally:
             status = proc.wait()
+            watcher.join()
+    progress.unlink(missing_ok=True)
+    summary = [line for line in log.read_text().splitlines() if line.startswith("nnconform: ")]
     tail = log.read_text().strip().splitlines()[-1:] or [""]
     print(f"conformance run: {tail[0]} (log: {log})")
+    for line in summary:
+        print(line)
     if status not in (0, 1) or swept:
         print(f"nnconform report run: the conformance run stopped with exit status {status}; see {log}"
               if status not in (0, 1) else "nnconform report run: the sweeps did not run", file=sys.stderr)
@@ -185,6 +241,7 @@ def _report_run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nnconform", description="nnconform: the conformance suite's tools")
+    parser.add_argument("--version", action="version", version=f"nnconform {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     new = sub.add_parser("new-adapter", help="write the first draft of an adapter for a new backend")
     new.add_argument("name", help="the backend's name, as in --backend=NAME")
@@ -193,6 +250,10 @@ def main(argv: list[str] | None = None) -> int:
     new.set_defaults(run=_new_adapter)
     listing = sub.add_parser("backends", help="list the registered backends and whether each loads")
     listing.set_defaults(run=_backends)
+    caching = sub.add_parser("cache", help="the reference cache: where it is and its size (info), removing older "
+                                          "versions' folders (prune) or all of it (clear)")
+    caching.add_argument("action", choices=("info", "prune", "clear"))
+    caching.set_defaults(run=_cache)
     report = sub.add_parser("report", help="work with the records that --report=DIR writes")
     report_sub = report.add_subparsers(dest="report_command", required=True)
     merging = report_sub.add_parser("merge", help="combine the records of several runs into one matrix")
@@ -220,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
     full.add_argument("--functions", default="*", help="comma-separated names or globs (default: all)")
     full.add_argument("--no-progress", action="store_true")
     full.set_defaults(run=_report_run)
-    pages = report_sub.add_parser("html", help="Markdown and self-contained HTML pages from records")
+    pages = report_sub.add_parser("html", help="Markdown and HTML pages (with a figures folder) from records")
     pages.add_argument("paths", nargs="+", help="records files, or directories searched for *.json")
     pages.add_argument("--out", default=None, help="where to write the pages (default: the first path)")
     pages.set_defaults(run=_html)

@@ -201,6 +201,9 @@ def failure(ctx: Context, case: Case, m: Measurement, inputs: dict[str, np.ndarr
     lines.append(f"  got:      {fmt(m.got.astype(np.float64).ravel()[w])}")
     lines.append(f"  error:    {describe_ulp(m.ulp.ravel()[w])}; max relative error {m.max_relative:.3g}; "
                  f"budget {budget:g} ULP x condition {cond:.3g}")
+    with np.errstate(invalid="ignore"):
+        beyond = int(np.sum(~(m.ulp <= m.allowed)))
+    lines.append(f"  beyond:   {beyond} of {m.ulp.size} elements over their allowance")
     for note in m.notes:
         lines.append(f"  note:     {note}")
     if extra:

@@ -29,13 +29,21 @@ class Entry(BaseModel):
     checks: list[str] | None = None
     case: str | None = None                 # a substring of the test id, to pin one input; a final "$" anchors it at the end
     devices: list[str] | None = None
+    # The environment the finding was measured in, as the records' `environment` names it:
+    # key -> the values where it holds (e.g. onednn_isa: [avx512_core_bf16]).  Elsewhere the
+    # entry does not apply: the test runs as any other, and the entry is "not in this environment".
+    where: dict[str, list[str]] | None = None
     kind: Literal["bug", "accuracy", "convention", "default"] = "accuracy"
     reason: str = Field(min_length=10)
     evidence: str = Field(min_length=5)
     link: str | None = Field(default=None, pattern=r"^https?://")     # a page to read, never a script
 
-    def matches(self, case: Case, device: str) -> bool:
+    def applies_in(self, environment: dict[str, str]) -> bool:
+        return self.where is None or all(environment.get(k) in values for k, values in self.where.items())
+
+    def matches(self, case: Case, device: str, environment: dict[str, str] | None = None) -> bool:
         return (case.function == self.function
+                and self.applies_in(environment or {})
                 and (self.dtypes is None or case.dtype in self.dtypes)
                 and (self.checks is None or case.check in self.checks)
                 and (self.case is None or (case.id.endswith(self.case[:-1]) if self.case.endswith("$") else self.case in case.id))
@@ -43,7 +51,8 @@ class Entry(BaseModel):
 
     def describe(self) -> str:
         link = f" ({self.link})" if self.link else ""
-        return f"known {self.kind}: {self.reason} Evidence: {self.evidence}{link}"
+        where = "" if self.where is None else " Measured where " + ", ".join(f"{k} in {v}" for k, v in self.where.items()) + "."
+        return f"known {self.kind}: {self.reason}{where} Evidence: {self.evidence}{link}"
 
 
 def known_file(backend: str) -> Path:

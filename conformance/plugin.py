@@ -1,13 +1,14 @@
 """pytest plugin: ``pytest conformance --backend=NAME``.
 
-Registered through the ``pytest11`` entry point, so it is active wherever the
-package is installed; it does nothing unless a conformance test module is
-collected.  Heavy imports (the reference, a framework) happen only then.
+Registered through the ``pytest11`` entry point, so it is loaded wherever the package is
+installed; it is inert (no options, no hooks that act) unless the run names the suite
+(`asked_for`).  Heavy imports (the reference, a framework) happen only then.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import json
 import os
 from pathlib import Path
 from typing import Any, Iterator
@@ -20,8 +21,21 @@ PROFILES = {"ci": 25, "thorough": 500}   # Hypothesis examples per check
 KEY_STATE = pytest.StashKey[dict]()
 
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    g = parser.getgroup("nnconform", "nnconform conformance suite")
+class _Group:
+    """The suite's option group, skipping a name something loaded earlier already defines."""
+
+    def __init__(self, parser: pytest.Parser) -> None:
+        self.group = parser.getgroup("nnconform", "nnconform conformance suite")
+        groups = [getattr(parser, "_anonymous", None), *getattr(parser, "_groups", [])]     # pytest's own bookkeeping
+        self.taken = {n for g in groups if g is not None for o in g.options for n in o.names()}
+
+    def addoption(self, *names: str, **attrs: Any) -> None:
+        if not self.taken.intersection(names):      # else a conftest's: its value is the one read
+            self.group.addoption(*names, **attrs)
+
+
+def _add_options(parser: pytest.Parser) -> None:
+    g = _Group(parser)
     g.addoption("--backend", default=None, help="backend to test: numpy, torch, tensorflow, jax, or a registered adapter")
     g.addoption("--device", default="cpu", help="device for the backend (cpu, cuda)")
     g.addoption("--dtypes", default="float64,float32,float16,bfloat16", help="comma-separated dtypes to check")
@@ -38,6 +52,48 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                      "or both (judge only where the two agree)")
     g.addoption("--known", default=None, metavar="PATH",
                 help="known-discrepancy list to apply (default: the one shipped for the backend)")
+
+
+def asked_for(args: list[str]) -> bool:
+    """Whether this pytest run names the conformance suite: a path inside this package, or
+    `--pyargs nnconform.conformance...`, or NNCONFORM_PLUGIN=1.
+
+    Why: the pytest11 entry point loads this module into every pytest run where nnconform is
+    installed, and options such as --device and --backend are common in users' own conftest.py
+    files (two registrations of one option stop pytest).  So the options exist only in runs
+    that ask for the suite.
+    """
+    if os.environ.get("NNCONFORM_PLUGIN") == "1":
+        return True
+    here = Path(__file__).resolve().parent
+    pyargs = "--pyargs" in args
+    for arg in args:
+        if arg.startswith("-"):
+            continue
+        target = arg.split("::")[0]
+        if pyargs and target.split(".")[:2] == ["nnconform", "conformance"]:
+            return True
+        try:
+            path = Path(target).resolve()
+        except (OSError, RuntimeError, ValueError):
+            continue
+        if path == here or here in path.parents:
+            return True
+    return False
+
+
+ASKED = pytest.StashKey[bool]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser, args: list[str]) -> Iterator[None]:
+    # After the initial conftests: an option a user's conftest already defines (--device is common)
+    # is theirs, and this suite reads the same value, instead of pytest stopping on a duplicate.
+    result = yield
+    if asked_for(list(args)):
+        early_config.stash[ASKED] = True
+        _add_options(parser)
+    return result
 
 
 def _split(text: str) -> list[str]:
@@ -57,6 +113,9 @@ def _state(config: pytest.Config) -> dict[str, Any]:
     from .core import Context
     from .kinds import NAMES as CHECKS
 
+    if not config.stash.get(ASKED, False):
+        raise pytest.UsageError("the conformance suite runs as: pytest conformance --backend=NAME "
+                                "(or pytest --pyargs nnconform.conformance --backend=NAME)")
     backend = config.getoption("backend")
     if not backend:
         raise pytest.UsageError("the conformance suite needs --backend=NAME (available: "
@@ -92,8 +151,47 @@ def _state(config: pytest.Config) -> dict[str, Any]:
     return state
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Every user error is found here, before collection, and is one line (pytest's UsageError)."""
+    if not config.stash.get(ASKED, False):
+        return
+    from nnconform.spec import load_all
+
+    from .kinds import NAMES as CHECKS
+    from .selection import unmatched
+    for option, choices in (("functions", sorted(load_all())), ("checks", list(CHECKS))):
+        error = unmatched(option, config.getoption(option), choices)
+        if error:
+            raise pytest.UsageError(error)
+    _hypothesis_options(config)
+    _state(config)
+
+
+def _hypothesis_options(config: pytest.Config) -> None:
+    """Hypothesis's own flags, read rather than silently overridden.
+
+    Each check runs under a fixed seed of its own (the verdicts must not depend on the run), so
+    --hypothesis-seed cannot be honoured: it is refused, pointing to --conformance-seed.  The two
+    profiles are registered with Hypothesis as nnconform-ci and nnconform-thorough, and
+    --hypothesis-profile=nnconform-... selects one like --conformance-profile does.
+    """
+    from hypothesis import settings
+    for name, examples in PROFILES.items():
+        settings.register_profile(f"nnconform-{name}", max_examples=examples, deadline=None)
+    if config.getoption("hypothesis_seed", None) is not None:
+        raise pytest.UsageError("--hypothesis-seed: each conformance check runs under its own fixed seed, so that "
+                                "verdicts do not depend on the run; use --conformance-seed=N to vary them")
+    profile = config.getoption("hypothesis_profile", None)
+    if profile is not None:
+        wanted = profile.removeprefix("nnconform-")
+        if not profile.startswith("nnconform-") or wanted not in PROFILES:
+            raise pytest.UsageError(f"--hypothesis-profile={profile}: the conformance suite runs under its own profiles; "
+                                    f"use --hypothesis-profile=nnconform-ci|nnconform-thorough or --conformance-profile")
+        config.option.conformance_profile = wanted
+
+
 def _active(config: pytest.Config) -> bool:
-    return config.getoption("backend") is not None
+    return config.stash.get(ASKED, False) and config.getoption("backend") is not None
 
 
 def pytest_report_header(config: pytest.Config) -> list[str] | None:
@@ -101,7 +199,8 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
         return None
     s = _state(config)
     a = s["adapter"]
-    env = ", ".join(f"{k}={v}" for k, v in sorted(a.environment().items()))
+    from nnconform.adapters import isa
+    env = ", ".join(f"{k}={v}" for k, v in sorted(isa.environment_of(a).items()))
     return [f"nnconform: backend {a.name} {a.version}, device {a.device}, dtypes {','.join(s['dtypes'])}, "
             f"profile {s['profile']}, reference {config.getoption('reference')}", f"nnconform: numerics environment: {env or 'nothing recorded'}"]
 
@@ -143,13 +242,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         config.hook.pytest_deselected(items=empty)
         items[:] = [i for i in items if i not in empty]
     device = s["adapter"].device.split(":")[0]
+    from nnconform.adapters import isa
+    environment = isa.environment_of(s["adapter"])
     s["collected"] = {(c.function, c.dtype, c.check) for c in map(_case, items) if c is not None}
+    s["elsewhere"] = {i for i, e in enumerate(s["known"]) if not e.applies_in(environment)}
     for item in items:
         case = _case(item)
         if case is None or case.skip:
             continue
         for i, entry in enumerate(s["known"]):
-            if entry.matches(case, device):
+            if entry.matches(case, device, environment):
                 s["matched"].add(i)
                 item.add_marker(pytest.mark.xfail(strict=True, reason=entry.describe(), raises=AssertionError))
                 break
@@ -176,6 +278,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
         message = str(call.excinfo.value) if call.excinfo else ""
     elif report.skipped and isinstance(report.longrepr, tuple):
         message = str(report.longrepr[2]).removeprefix("Skipped: ")
+    if report.failed and call.excinfo is not None and _is_check_failure(call.excinfo.value):
+        # The message is the report: no traceback of the suite's internals, no Hypothesis dump.
+        report.longrepr = short_message(message) + "\n  rerun:    " + rerun_command(item.config, case)
     s["records"].append({
         "id": case.id, "function": case.function, "dtype": case.dtype, "check": case.check,
         "params": {k: v for k, v in case.params.items()}, "status": status,
@@ -184,6 +289,33 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
         "worst": _hexed(worst.detail) if worst and worst.detail else None,
         "reason": getattr(report, "wasxfail", "") or "", "message": message,
     })
+
+
+MAX_LINE = 300     # characters of one message line in the terminal (a cotangent of 1,797 ones was 5,450)
+
+
+def _is_check_failure(exc: BaseException) -> bool:
+    from .core import CheckFailure
+    return isinstance(exc, CheckFailure)
+
+
+def short_message(message: str) -> str:
+    return "\n".join(line if len(line) <= MAX_LINE else f"{line[:MAX_LINE]}... ({len(line):,} characters)"
+                     for line in message.splitlines())
+
+
+def rerun_command(config: pytest.Config, case: Any) -> str:
+    """The command that runs this check again, alone, with this run's options."""
+    parts = ["pytest", "--pyargs", "nnconform.conformance", f"--backend={config.getoption('backend')}",
+             f"--functions={case.function}", f"--checks={case.check}"]
+    if case.dtype:
+        parts.append(f"--dtypes={case.dtype}")
+    for option, default in (("device", "cpu"), ("reference", "mpmath"), ("conformance_profile", "ci"),
+                            ("conformance_seed", 0), ("known", None)):
+        value = config.getoption(option)
+        if value != default:
+            parts.append(f"--{option.replace('_', '-')}={value}")
+    return " ".join(parts)
 
 
 def _status(report: pytest.TestReport) -> str:
@@ -227,18 +359,116 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     def could_match(e: Any) -> bool:     # entries for functions, dtypes or checks filtered out of this run are fine
         return any(fn == e.function and (e.dtypes is None or dt in e.dtypes) and (e.checks is None or ck in e.checks)
                    for fn, dt, ck in collected)
-    unmatched = [e for i, e in enumerate(s["known"]) if i not in s["matched"] and could_match(e)]
+    elsewhere = [e for i, e in enumerate(s["known"]) if i in s.get("elsewhere", set()) and could_match(e)]
+    if elsewhere:
+        terminalreporter.section("nnconform: known discrepancies of another environment (not applied here)", yellow=True)
+        for e in elsewhere:
+            where = ", ".join(f"{k} in {v}" for k, v in (e.where or {}).items())
+            terminalreporter.write_line(f"  {e.function} {e.dtypes or ''} {e.checks or ''}: measured where {where}")
+    unmatched = [e for i, e in enumerate(s["known"]) if i not in s["matched"] and i not in s.get("elsewhere", set())
+                 and could_match(e)]
     if unmatched:
         terminalreporter.section("nnconform: known discrepancies that matched no test", yellow=True)
         for e in unmatched:
             terminalreporter.write_line(f"  {e.function} {e.dtypes or ''} {e.checks or ''} {e.case or ''}: {e.reason}")
-    disagreed = getattr(s["ctx"].reference, "disagreements", 0)
+    disagreed = getattr(s["ctx"].reference, "disagreements", 0) + s.get("workers_disagreed", 0)
     if disagreed:
         terminalreporter.section("nnconform: the reference tiers disagree", red=True)
         terminalreporter.write_line(f"  mpmath and arb gave different results at {disagreed} outputs; no backend was judged "
                                     "there (a reference bug: please report it with the records file)")
+    _summary_matrix(terminalreporter, s["records"], s["dtypes"])
+    counts = summary_counts(s["records"])
+    failed = counts.get("fail", 0) + counts.get("fixed upstream", 0)
+    verdict = "FAILED" if failed else "PASSED"
+    line = f"nnconform: {verdict}, {len(s['records'])} checks: " + ", ".join(f"{n} {k}" for k, n in counts.items())
     if s.get("written"):
-        terminalreporter.write_line("nnconform report: " + ", ".join(str(p) for p in s["written"]))
+        line += "; report: " + ", ".join(str(p) for p in s["written"])
+    terminalreporter.write_line(line, red=bool(failed), green=not failed, bold=True)
+
+
+PROGRESS = {"path": None, "done": 0, "total": 0, "failed": 0}
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    path = os.environ.get("NNCONFORM_PROGRESS")
+    if path and _active(session.config):
+        PROGRESS.update(path=Path(path), total=len(session.items), done=0, failed=0)
+        _write_progress()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Tests done, of how many, and failures so far, for `nnconform report run` to show while pytest runs."""
+    if PROGRESS["path"] is None or not (report.when == "call" or (report.when == "setup" and not report.passed)):
+        return
+    PROGRESS["done"] += 1
+    PROGRESS["failed"] += int(report.failed)
+    _write_progress()
+
+
+def _write_progress() -> None:
+    path = PROGRESS["path"]
+    assert isinstance(path, Path)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(f"{PROGRESS['done']} {PROGRESS['total']} {PROGRESS['failed']}\n")
+    os.replace(tmp, path)
+
+
+CELL_MARKUP = {"fail": {"red": True, "bold": True}, "fixed upstream": {"red": True, "bold": True},
+               "known discrepancy": {"yellow": True}, "pass": {"green": True}}
+
+
+def summary_counts(recs: list[dict[str, Any]]) -> dict[str, int]:
+    from .report.records import STATUSES
+    counts = {k: sum(1 for r in recs if r["status"] == k) for k in STATUSES}
+    return {k: n for k, n in counts.items() if n}
+
+
+def matrix_cell(statuses: list[str]) -> tuple[str, str]:
+    """(text, the status that colours it): the worst of a function's checks in one dtype."""
+    if not statuses:
+        return "", ""
+    for worst, label in (("fail", "FAIL"), ("fixed upstream", "XPASS"), ("known discrepancy", "known")):
+        n = statuses.count(worst)
+        if n:
+            return f"{label} {n}", worst
+    judged = statuses.count("pass")
+    return (f"ok {judged}", "pass") if judged else ("-", "")
+
+
+def _summary_matrix(tr: Any, recs: list[dict[str, Any]], dtypes: list[str]) -> None:
+    by: dict[str, dict[str, list[str]]] = {}
+    for r in recs:
+        by.setdefault(r["function"], {}).setdefault(r["dtype"] or "", []).append(r["status"])
+    if not by:
+        return
+    columns = [d for d in dtypes if any(d in cells for cells in by.values())]
+    if any("" in cells for cells in by.values()):
+        columns.append("")                       # checks of no one dtype (the defaults)
+    tr.section("nnconform: function x dtype (worst check; ok N = N checks judged and passed)")
+    width = max(len(f) for f in by) + 2
+    tr.write_line(" " * width + "".join(f"{d or 'any dtype':<12}" for d in columns))
+    for function in sorted(by):
+        tr.write(f"{function:<{width}}")
+        for d in columns:
+            text, status = matrix_cell(by[function].get(d, []))
+            tr.write(f"{text:<12}", **CELL_MARKUP.get(status, {}))
+        tr.write("\n")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist, on the controller: one worker's records, joined to the others'."""
+    output = getattr(node, "workeroutput", {}).get("nnconform")
+    if output is None or KEY_STATE not in node.config.stash:
+        return
+    s = node.config.stash[KEY_STATE]
+    part = json.loads(output)
+    s["records"].extend(part["records"])
+    s["matched"].update(part["matched"])
+    s["elsewhere"] = s.get("elsewhere", set()) | set(part["elsewhere"])
+    s.setdefault("collected", set()).update(tuple(c) for c in part["collected"])
+    s["workers"] = s.get("workers", 0) + 1
+    s["workers_disagreed"] = s.get("workers_disagreed", 0) + part["disagreements"]
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -247,6 +477,13 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         return
     s = config.stash[KEY_STATE]
     s["ctx"].reference.flush()
+    if hasattr(config, "workerinput"):
+        # A pytest-xdist worker hands its records to the controller, which writes the one records file.
+        config.workeroutput["nnconform"] = json.dumps({  # type: ignore[attr-defined]
+            "records": s["records"], "matched": sorted(s["matched"]), "elsewhere": sorted(s.get("elsewhere", set())),
+            "collected": sorted([list(c) for c in s.get("collected", set())], key=str),
+            "disagreements": getattr(s["ctx"].reference, "disagreements", 0)})
+        return
     target = config.getoption("report")
     if target and s["records"]:
         from nnconform.reference import tiers
@@ -254,8 +491,11 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         from .report import records
         header = records.run_header(s["adapter"], s["dtypes"])
         header["profile"] = s["profile"]
+        header["seed"] = config.getoption("conformance_seed")
         header["reference"] = tiers.describe(s["ctx"].reference)
         header["known"] = [e.model_dump(exclude_none=True) for e in s["known"]]   # what the verdicts were judged by
-        worker = os.environ.get("PYTEST_XDIST_WORKER")
-        directory = Path(target) / worker if worker else Path(target)
-        s["written"] = records.write(directory, header, s["records"])
+        if s.get("workers"):
+            s["records"].sort(key=lambda r: r["id"])      # workers finish in any order: the file does not depend on it
+            if s["workers_disagreed"]:
+                header["reference"]["disagreements"] = s["workers_disagreed"]
+        s["written"] = records.write(Path(target), header, s["records"])

@@ -24,12 +24,21 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
     assert commands()[1] in (ROOT / ".ci" / "run").read_text()
 
 
-def test_the_test_command_runs_every_registered_backend() -> None:
-    ran = set(re.findall(r"--backend=(\w+)", commands()[1]))
-    assert ran == set(registry.available())
+SCRIPT = ROOT / "tools" / "test-everything"
 
 
-def test_the_test_command_sweeps_every_registered_backend_and_writes_the_pages() -> None:
-    swept = set(re.findall(r"nnconform sweep (\w+)", commands()[1]))
-    assert swept == set(registry.available())
-    assert commands()[1].endswith("nnconform report html report")
+def test_the_test_command_runs_the_script_that_tests_everything() -> None:
+    assert commands()[1].endswith("tools/test-everything") and "pytest tests -q" in SCRIPT.read_text()
+
+
+def _loops(text: str) -> list[set[str]]:
+    return [set(m.split()) for m in re.findall(r"for backend in ([\w ]+); do", text)]
+
+
+def test_the_script_runs_and_sweeps_every_registered_backend_and_writes_the_pages() -> None:
+    text = SCRIPT.read_text()
+    runs, sweeps = _loops(text)
+    assert runs == sweeps == set(registry.available())
+    assert 'pytest conformance -q --backend="$backend" --report=report' in text
+    assert 'nnconform sweep "$backend" --out report --no-progress' in text
+    assert text.rstrip().endswith("nnconform report html report")

@@ -1,9 +1,11 @@
-"""Human reports: per run a Markdown summary and a self-contained HTML page; for several runs a merged page.
+"""Human reports: per run a Markdown summary and an HTML page; for several runs a merged page.
 
 `write(paths, out)` reads every records file found (the checks of a pytest run, and its
 sweeps), and writes for each run `<backend>-<device>.md` and `.html`, and, for two runs or
-more, `merged.md`, `merged.json` and `merged.html`.  A page needs nothing beside it: the
-style is inline, the figures are PNG data URIs, and there is no script.
+more, `merged.md`, `merged.json` and `merged.html`.  A page needs only its figures folder
+beside it (`<page>.figures/`, PNGs it links with loading="lazy", so that one backend's page
+stays well under 1 MB): the style is inline, nothing is fetched from the network, and there is
+no script.
 
 The output depends only on the records (sorted everywhere, PNGs without timestamps): the
 same records give byte-identical pages.
@@ -11,11 +13,12 @@ same records give byte-identical pages.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections import defaultdict
 from html import escape
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from nnconform.adapters.base import ALL_DTYPES
 from nnconform.reference import relations
@@ -38,7 +41,14 @@ code,.hex{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.85e
 .wrong{background:#f6c4c4}.exact{background:#d9f2d9}.within{background:#edf8e5}
 img{max-width:100%;border:1px solid #ddd;margin:.3em 0 1.2em}h2{margin-top:1.8em;border-bottom:1px solid #ddd}
 .note{color:#555;font-size:.9em;max-width:70em}
+.banner{font-size:1.15em;padding:.6em 1em;border-radius:4px;margin:.8em 0}.banner.pass{border:2px solid #3a3}
+.banner.fail{border:2px solid #c33}.banner.incomplete{border:2px solid #c80;background:#ffe8a3}
+nav.toc{columns:3 14em;font-size:.9em;margin:.5em 0 1em}nav.toc a{display:block}
+td a{color:inherit}details{margin:.3em 0}summary{cursor:pointer}
+@media (max-width:600px){body{padding:0 .4em;margin:.5em}table{display:block;overflow-x:auto;max-width:100%}
+th,td{font-size:.78em;padding:.2em .35em}}
 """
+STATUS_LABEL = {"fixed upstream": "unexpected pass"}     # a listed discrepancy that passed: the run fails (strict)
 STATUS_CLASS = {"pass": "pass", "fail": "fail", "known discrepancy": "known", "fixed upstream": "xpass",
                 "not provided": "na", "reference uncertain": "uncertain", "skipped": "skip"}
 READING = ("Each matrix cell is the worst status of that function's checks in that dtype (FAIL, known = a listed, "
@@ -93,29 +103,62 @@ def _sweep_rows(sweeps: list[dict[str, Any]], dtypes: list[str], quantity: str) 
     return rows
 
 
-def _matrix_rows(recs: list[dict[str, Any]], dtypes: list[str], checks: tuple[str, ...], chosen: set[str]) -> list[str]:
+def finding_anchor(function: str, dtype: str | None) -> str:
+    return "f-" + records.slug(f"{function}-{dtype or 'any'}")
+
+
+def _matrix_rows(recs: list[dict[str, Any]], dtypes: list[str], checks: tuple[str, ...], chosen: set[str],
+                 with_ulp: bool = True, linked: set[str] | None = None) -> list[str]:
+    """linked: the finding anchors that exist; a cell with a finding links to it."""
     table = records.cells([r for r in recs if r["function"] in chosen], checks)
     rows = []
     for fn, by_dtype in table.items():
         cells = []
         for d in dtypes:
             c = by_dtype.get(d)
-            cells.append(_td(records.cell_text(c), STATUS_CLASS[c["status"]] if c else ""))
+            text, cls = records.cell_text(c, with_ulp), STATUS_CLASS[c["status"]] if c else ""
+            anchor = finding_anchor(fn, d)
+            if c and c["status"] in ("fail", "known discrepancy", "fixed upstream") and linked and anchor in linked:
+                cells.append(f'<td class="{cls}"><a href="#{anchor}">{escape(text)}</a></td>')
+            else:
+                cells.append(_td(text, cls))
         rows.append(f"<td>{escape(fn)}</td>" + "".join(cells))
     return rows
 
 
-def _figures(function_sweeps: dict[str, dict[str, list[dict[str, Any]]]]) -> list[str]:
+Saver = Callable[[str, bytes], str]      # (function, PNG bytes) -> the URL the page links
+
+
+def _figures(function_sweeps: dict[str, dict[str, list[dict[str, Any]]]], save: Saver) -> list[str]:
     out = []
     for fn in sorted(function_sweeps):
-        uri = plots.function_figure(fn, function_sweeps[fn])
-        if uri:
-            out.append(f'<h3 id="fig-{escape(fn)}">{escape(fn)}</h3><img alt="{escape(fn)}: curves and errors" src="{uri}">')
+        png = plots.function_figure(fn, function_sweeps[fn])
+        if png:
+            out.append(f'<h3 id="fig-{escape(records.slug(fn))}">{escape(fn)}</h3><img loading="lazy" '
+                       f'alt="{escape(fn)}: curves and errors" width="1400" height="620" src="{escape(save(fn, png))}">')
     return out
 
 
+def embedded(function: str, png: bytes) -> str:
+    """A Saver for a page that must stand alone: the figure as a data URI."""
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+
+
+def saving_into(directory: Path, link: str) -> Saver:
+    """A Saver that writes `directory/<function>.png` and links it as `link/<function>.png`."""
+    def save(function: str, png: bytes) -> str:
+        name = records.slug(function) + ".png"
+        path = directory / name
+        if path.resolve().parent != directory.resolve():
+            raise records.RecordsError(f"a figure for {function!r} would be written outside {directory}")
+        directory.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(png)
+        return f"{link}/{name}"
+    return save
+
+
 def _page(title: str, body: list[str]) -> str:
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{escape(title)}</title>'
             f"<style>{STYLE}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n")
 
 
@@ -143,94 +186,152 @@ def reference_text(ref: Any) -> str:
     return text
 
 
-def run_html(label: str, run: dict[str, Any]) -> str:
+def verdict(run: dict[str, Any]) -> tuple[str, str]:
+    """(class, text) of the banner: passed, failed (a check failed, or a listed discrepancy passed) or incomplete."""
+    recs = run["records"]
+    counts = defaultdict(int)
+    for r in recs:
+        counts[r["status"]] += 1
+    shown = ", ".join(f"{counts[k]} {STATUS_LABEL.get(k, k)}" for k in STATUSES if counts[k])
+    if run.get("complete") is False:
+        return "incomplete", f"INCOMPLETE: the run stopped before its end ({escape(str(run.get('stopped', 'interrupted')))}); " \
+                             f"{len(recs)} checks recorded: {shown}"
+    if not recs:
+        return "incomplete", "NO CHECKS: these records hold sweeps only"
+    bad = counts["fail"] + counts["fixed upstream"]
+    if bad:
+        why = []
+        if counts["fail"]:
+            why.append(f"{counts['fail']} check(s) failed")
+        if counts["fixed upstream"]:
+            why.append(f"{counts['fixed upstream']} listed discrepancy(ies) passed (strict: the list must change)")
+        return "fail", f"FAILED: {'; '.join(why)}. {len(recs)} checks: {shown}"
+    return "pass", f"PASSED: {len(recs)} checks: {shown}"
+
+
+def run_html(label: str, run: dict[str, Any], save: Saver = embedded) -> str:
     recs, sweeps = run["records"], run["sweeps"]
     dtypes = [d for d in ALL_DTYPES if d in (run.get("dtypes") or ALL_DTYPES)]
     specs = _specs()
     optimizers = {n for n, s in specs.items() if s.family == "optimizer"}
     others = {r["function"] for r in recs} - optimizers
-    body = [f"<h1>nnconform report: {escape(run['backend'])} {escape(run['version'])} ({escape(run['device'])})</h1>"]
+    head = [f"<h1>nnconform report: {escape(run['backend'])} {escape(run['version'])} ({escape(run['device'])})</h1>"]
+    cls, text = verdict(run)
+    head.append(f'<div class="banner {cls}"><strong>{escape(text)}</strong></div>')
+    tools = run.get("tools") or {}
     info = [("backend", run["backend"]), ("version", run["version"]), ("device", run["device"]),
-            ("profile", str(run.get("profile", ""))),
+            ("profile and seed", f"{run.get('profile', '')}, seed {run.get('seed', 0)}"),
             ("reference", reference_text(run.get("reference"))),
+            ("made with", ", ".join(f"{k} {v}" for k, v in sorted(tools.items())) or "not recorded"),
             ("numerics environment", ", ".join(f"{k}={v}" for k, v in sorted((run.get("environment") or {}).items()))),
             ("machine", ", ".join(f"{k}={v}" for k, v in sorted((run.get("machine") or {}).items())))]
-    body.append(_table(["", ""], [f"<th>{escape(k)}</th><td>{escape(v)}</td>" for k, v in info]))
-    body.append(f'<p class="note">{escape(READING)}</p>')
-    counts = defaultdict(int)
-    for r in recs:
-        counts[r["status"]] += 1
-    if recs:
-        body.append("<p>Checks: " + ", ".join(f'<span class="{STATUS_CLASS[s]}">{counts[s]} {escape(s)}</span>'
-                                               for s in STATUSES if counts[s]) + "</p>")
-    for title, checks, chosen, shown in (("Values", VALUE_CHECKS, others, dtypes), ("Gradients", GRADIENT_CHECKS, others, dtypes),
-                                        ("Optimizer trajectories", OPTIMIZER_TABLE, optimizers,
-                                         [d for d in dtypes if d in ("float64", "float32")])):
-        rows = _matrix_rows(recs, shown, checks, chosen)
+    head.append("<table><tbody>" + "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in info)
+                + "</tbody></table>")
+    sections: list[tuple[str, str, list[str]]] = []       # (anchor, title, html)
+    findings = [r for r in recs if r["status"] in ("fail", "known discrepancy", "fixed upstream")]
+    linked = {finding_anchor(r["function"], r["dtype"]) for r in findings}
+    for anchor, title, checks, chosen, shown, with_ulp in (
+            ("values", "Values", VALUE_CHECKS, others, dtypes, True),
+            ("gradients", "Gradients", GRADIENT_CHECKS, others, dtypes, True),
+            ("optimizers", "Optimizer trajectories", OPTIMIZER_TABLE, optimizers,
+             [d for d in dtypes if d in ("float64", "float32")], False)):
+        rows = _matrix_rows(recs, shown, checks, chosen, with_ulp, linked)
         if rows:
-            body += [f"<h2>{escape(title)}</h2>", _table(["function"] + shown, rows)]
+            note = [] if with_ulp else ['<p class="note">Status only: an optimizer\'s tolerance is a factor on a running '
+                                        "error bound (docs/optimizers.md), not a number of ULPs.</p>"]
+            sections.append((anchor, title, note + [_table(["function"] + shown, rows)]))
+    if findings:
+        sections.append(("findings", f"Findings ({len(findings)})", _findings(findings)))
     if sweeps:
-        body.append("<h2>Sweeps: largest error over every swept input</h2>")
-        body.append('<p class="note">Green: within the spec\'s allowance everywhere (dark: exact everywhere); orange: '
-                    'some inputs beyond it; red: a NaN or infinity where the exact result differs. In brackets: the '
-                    'largest error leaving out subnormal inputs and results (flushing them to zero is a separate, '
-                    'reported choice). Hover a cell for counts.</p>')
+        part = ['<p class="note">Green: within the spec\'s allowance everywhere (dark: exact everywhere); orange: '
+                'some inputs beyond it; red: a NaN or infinity where the exact result differs. In brackets: the '
+                'largest error leaving out subnormal inputs and results (flushing them to zero is a separate, '
+                'reported choice). Hover a cell for counts.</p>']
         for q, title in ((kinds.VALUE, "Values"), (kinds.GRADIENT, "Derivatives")):
             rows = _sweep_rows(sweeps, dtypes, q)
             if rows:
-                body += [f"<h3>{title}</h3>", _table(["function"] + dtypes, rows)]
-        body += ["<h3>Worst inputs</h3>", _worst_table(sweeps)]
+                part += [f"<h3>{title}</h3>", _table(["function"] + dtypes, rows)]
+        part += ["<h3>Worst inputs</h3>", _worst_table(sweeps)]
         mono = [s for s in sweeps if s.get("monotone")]
         if mono:
-            body += ["<h3>Monotonicity over the sweeps</h3>", _monotone_table(mono)]
+            part += ["<h3>Monotonicity over the sweeps</h3>", _monotone_table(mono)]
         exh = [s for s in sweeps if s["grid"] == "exhaustive float32"]
         if exh:
-            body += ["<h3>Exhaustive float32 sweeps</h3>", _float32_table(exh)]
-    findings = [r for r in recs if r["status"] in ("fail", "known discrepancy", "fixed upstream")]
-    if findings:
-        body.append("<h2>Findings</h2>")
-        body.append(_table(["check", "status", "input", "exact", "got", "ULP", "why"], [
-            _td(r["id"]) + _td(r["status"], STATUS_CLASS[r["status"]])
-            + "".join(_td(str((r.get("worst") or {}).get(k, "")), "hex") for k in ("input_hex", "expected_hex", "got_hex"))
-            + _td(_ulp(r["max_ulp"]) if r.get("max_ulp") else "", "num")
-            + _td(_why(r)) for r in findings]))
+            part += ["<h3>Exhaustive float32 sweeps</h3>", _float32_table(exh)]
+        sections.append(("sweeps", "Sweeps: largest error over every swept input", part))
     defaults = [r for r in recs if r["check"] == kinds.DEFAULTS]
     if defaults:
-        body.append("<h2>Native defaults</h2>")
-        body.append('<p class="note">What a user gets calling the framework without arguments, against the spec\'s '
-                    "canonical value.</p>")
-        body.append(_table(["function", "parameter", "framework default", "canonical", "status", "detail"], [
-            _td(r["function"]) + _td(r["id"].split(" ", 2)[-1])
-            + _td(records.default_as_stated(r)) + _td(str((r.get("worst") or {}).get("canonical", "")))
-            + _td(r["status"], STATUS_CLASS[r["status"]])
-            + _td("same as canonical" if r["status"] == "pass" else _first_line(r.get("message") or r.get("reason")))
-            for r in defaults]))
-    body += _conventions(run, specs, recs)
-    body += _relations(specs, {r["function"] for r in recs})
+        sections.append(("defaults", "Native defaults", [
+            '<p class="note">What a user gets calling the framework without arguments, against the spec\'s canonical '
+            "value.</p>",
+            _table(["function", "parameter", "framework default", "canonical", "status", "detail"], [
+                _td(r["function"]) + _td(r["id"].split(" ", 2)[-1])
+                + _td(records.default_as_stated(r)) + _td(str((r.get("worst") or {}).get("canonical", "")))
+                + _td(STATUS_LABEL.get(r["status"], r["status"]), STATUS_CLASS[r["status"]])
+                + _td("same as canonical" if r["status"] == "pass" else _first_line(r.get("message") or r.get("reason")))
+                for r in defaults])]))
+    conventions = _conventions(run, specs, recs)
+    if conventions:
+        sections.append(("conventions", "Conventions", conventions))
+    relations_part = _relations(specs, {r["function"] for r in recs})
+    if relations_part:
+        sections.append(("relations", "Relations between functions", relations_part))
     entries = _known_entries(run)
     if entries:
-        body.append(f"<h2>Known discrepancies of {escape(run['backend'])}</h2>")
-        body.append(_table(["function", "dtypes", "checks", "kind", "reason", "evidence", "link"], [
-            _td(e.function) + _td(", ".join(e.dtypes or ["all"])) + _td(", ".join(e.checks or ["all"])) + _td(e.kind)
-            + _td(e.reason) + _td(e.evidence)
-            + (f'<td><a href="{escape(e.link)}">{escape(e.link)}</a></td>' if e.link and e.link.startswith(("https://", "http://"))
-               else _td(e.link or "")) for e in entries]))
+        sections.append(("known", f"Known discrepancies of {run['backend']} ({len(entries)})", [
+            "<details><summary>the list this run applied</summary>",
+            _table(["function", "dtypes", "checks", "measured where", "kind", "reason", "evidence", "link"], [
+                _td(e.function) + _td(", ".join(e.dtypes or ["all"])) + _td(", ".join(e.checks or ["all"]))
+                + _td("; ".join(f"{k} in {', '.join(v)}" for k, v in (e.where or {}).items()) or "any") + _td(e.kind)
+                + _td(e.reason) + _td(e.evidence)
+                + (f'<td><a href="{escape(e.link)}">{escape(e.link)}</a></td>' if e.link and e.link.startswith(("https://", "http://"))
+                   else _td(e.link or "")) for e in entries]), "</details>"]))
     by_fn: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
     for s in sweeps:
         if s["status"] == "measured":
             by_fn[s["function"]][label].append(s)
-    figures = _figures(by_fn)
+    figures = _figures(by_fn, save)
     if figures:
-        body.append("<h2>Figures</h2>")
-        body.append('<p class="note">Per function: the value and derivative over [-6, 6] against the exact curve '
-                    "(grey), and the largest error in each bin of the swept inputs, per dtype.</p>")
-        body += figures
+        sections.append(("figures", "Figures", [
+            '<p class="note">Per function: the value and derivative over [-6, 6] against the exact curve (grey), and '
+            "the largest error in each bin of the swept inputs, per dtype, with the spec's budget (dotted).</p>"] + figures))
+    toc = '<nav class="toc"><strong>Contents</strong>' + "".join(f'<a href="#{a}">{escape(t)}</a>' for a, t, _ in sections) \
+        + "</nav>"
+    body = head + [toc, f'<p class="note">{escape(READING)}</p>']
+    for anchor, title, part in sections:
+        body.append(f'<h2 id="{anchor}">{escape(title)}</h2>')
+        body += part
     return _page(f"nnconform: {label}", body)
 
 
+def _value(v: Any) -> str:
+    return f"{v:.6g}" if isinstance(v, float) else "" if v is None else str(v)[:80]
+
+
+def _findings(findings: list[dict[str, Any]]) -> list[str]:
+    out, anchored = [], set()
+    for status, why, rs in records.finding_groups(findings):
+        rows = []
+        for r in sorted(rs, key=lambda r: r["id"]):
+            w = r.get("worst") or {}
+            anchor = finding_anchor(r["function"], r["dtype"])
+            attr = f' id="{anchor}"' if anchor not in anchored else ""
+            anchored.add(anchor)
+            rows.append(f"<td{attr}>{escape(r['id'])}</td>"
+                        + "".join(f'<td class="hex">{escape(_value(w.get(k)))}<br>{escape(str(w.get(k + "_hex", "")))}</td>'
+                                  for k in ("input", "expected", "got"))
+                        + _td(_ulp(r["max_ulp"]) if r.get("max_ulp") else "", "num")
+                        + (_td(_first_line(r.get("message"))) if status == "fail" else ""))
+        head = ["check", "input", "exact", "got", "ULP"] + (["message"] if status == "fail" else [])
+        opened = " open" if status != "known discrepancy" else ""
+        out.append(f'<details{opened}><summary><span class="{STATUS_CLASS[status]}">{escape(STATUS_LABEL.get(status, status))}'
+                   f"</span> {escape(why)} ({len(rs)} check{'s' if len(rs) > 1 else ''})</summary>"
+                   + _table(head, rows) + "</details>")
+    return out
+
+
 def _why(r: dict[str, Any]) -> str:
-    """The reason of a listed discrepancy without its evidence (the row shows it), or the failure's first line."""
-    return _first_line(r.get("reason") or r.get("message")).split(" Evidence: ")[0]
+    return records.finding_reason(r)
 
 
 def _worst_table(sweeps: list[dict[str, Any]], limit: int = 40) -> str:
@@ -293,8 +394,7 @@ def _relations(specs: dict[str, Any], shown: set[str]) -> list[str]:
             for a, b, identity, verdict, holds, why in _relation_rows(specs, shown)]
     if not rows:
         return []
-    return ['<h2 id="relations">Relations between functions</h2>',
-            '<p class="note">Functions that frameworks name differently and users confuse, and how they relate, '
+    return ['<p class="note">Functions that frameworks name differently and users confuse, and how they relate, '
             "as the specs declare it; the reference evaluates both sides exactly at a fixed sample of inputs and "
             "parameters when the page is written.</p>",
             _table(["function", "related to", "identity", "verified by the reference", "why it matters"], rows)]
@@ -311,14 +411,19 @@ def _conventions(run: dict[str, Any], specs: dict[str, Any], recs: list[dict[str
     kinks = [r for r in recs if r["check"] == kinds.BY_NAME["kink"].name]
     out = []
     if rows:
-        out += ["<h2>Conventions</h2>", '<p class="note">Choices the mathematics leaves open (derivative at a kink, '
-                "all -inf rows, clamping, thresholds): the spec's canonical choice and what the spec records this "
-                "framework doing. The special, kink and defaults checks test them; their findings are listed above.</p>",
-                _table(["function", "convention", "canonical", backend], rows)]
+        stated = sum(1 for r in rows if "(not stated by the spec)" not in r)
+        out += ['<p class="note">Choices the mathematics leaves open (derivative at a kink, all -inf rows, clamping, '
+                "thresholds): the spec's canonical choice and what the spec records this framework doing. The special, "
+                "kink and defaults checks test them; their findings are listed above.</p>",
+                f"<details><summary>{len(rows)} conventions, {stated} with this framework's choice stated</summary>",
+                _table(["function", "convention", "canonical", backend], rows), "</details>"]
     if kinks:
-        out += ["<h3>Derivatives at kinks</h3>", _table(["check", "status", "detail"], [
-            _td(r["id"]) + _td(r["status"], STATUS_CLASS[r["status"]]) + _td(_why(r) if r["status"] != "pass" else "as the spec")
-            for r in kinks])]
+        odd = [r for r in kinks if r["status"] != "pass"]
+        out += [f"<h3>Derivatives at kinks</h3><p>{len(kinks) - len(odd)} of {len(kinks)} as the spec.</p>"]
+        if odd:
+            out.append(_table(["check", "status", "detail"], [
+                _td(r["id"]) + _td(STATUS_LABEL.get(r["status"], r["status"]), STATUS_CLASS[r["status"]]) + _td(_why(r))
+                for r in odd]))
     return out
 
 
@@ -348,7 +453,7 @@ def run_markdown(run: dict[str, Any]) -> str:
 
 # ---------------------------------------------------------------- several runs
 
-def merged_html(merged: dict[str, Any], runs: dict[str, dict[str, Any]]) -> str:
+def merged_html(merged: dict[str, Any], runs: dict[str, dict[str, Any]], save: Saver = embedded) -> str:
     labels = list(merged["runs"])
     body = ["<h1>nnconform: merged report</h1>",
             _table(["run", "backend", "version", "device", "page"], [
@@ -359,8 +464,9 @@ def merged_html(merged: dict[str, Any], runs: dict[str, dict[str, Any]]) -> str:
     for title, key in (("Values", "values"), ("Gradients", "gradients"), ("Optimizer trajectories", "optimizers")):
         table = merged[key]
         for d in [d for d in ALL_DTYPES if any(d in by for by in table.values())]:
+            fmt = merge.status_cell if key == "optimizers" else merge._fmt_cell
             rows = [f"<td>{escape(fn)}</td>" + "".join(
-                _td(merge._fmt_cell(by[d].get(lab)), STATUS_CLASS[by[d][lab]["status"]] if lab in by[d] else "")
+                _td(fmt(by[d].get(lab)), STATUS_CLASS[by[d][lab]["status"]] if lab in by[d] else "")
                 for lab in labels) for fn, by in table.items() if d in by]
             body += [f"<h2>{escape(title)}, {d}</h2>", _table(["function"] + labels, rows)]
     for title, key in (("Sweeps: values", "sweep_values"), ("Sweeps: derivatives", "sweep_gradients")):
@@ -381,7 +487,7 @@ def merged_html(merged: dict[str, Any], runs: dict[str, dict[str, Any]]) -> str:
         for s in run["sweeps"]:
             if s["status"] == "measured":
                 by_fn[s["function"]][lab].append(s)
-    figures = _figures(by_fn)
+    figures = _figures(by_fn, save)
     if figures:
         body += ["<h2>Figures</h2>", '<p class="note">Per function: every backend\'s value and derivative against the '
                  "exact curve (grey), and each backend's largest error per bin of the swept inputs, per dtype.</p>"]
@@ -406,12 +512,12 @@ def write(paths: list[Path], out: Path) -> list[Path]:
         if page.resolve().parent != out.resolve():          # a slug never leaves --out; this says so if it did
             raise records.RecordsError(f"{run.get('has_checks', label)}: a page for {label!r} would be written outside {out}")
         md.write_text(run_markdown(run))
-        page.write_text(run_html(label, run))
+        page.write_text(run_html(label, run, saving_into(out / f"{name}.figures", f"{name}.figures")))
         written += [md, page]
     if len(runs) > 1:
         data, md = merge.write(paths, out)
         merged = json.loads(data.read_text())
         page = out / "merged.html"
-        page.write_text(merged_html(merged, runs))
+        page.write_text(merged_html(merged, runs, saving_into(out / "merged.figures", "merged.figures")))
         written += [md, data, page]
     return written

@@ -180,6 +180,11 @@ def _fmt_cell(cell: dict[str, Any] | None) -> str:
     return text + (f" {_ulp(cell['max_ulp'])}" if cell["max_ulp"] else "")
 
 
+def status_cell(cell: dict[str, Any] | None) -> str:
+    """An optimizer cell: the status alone (their tolerance is a factor on a running bound, not ULPs)."""
+    return " " if cell is None else CELL[cell["status"]]
+
+
 def sweep_cell(cell: dict[str, Any] | None) -> str:
     if cell is None:
         return " "
@@ -195,7 +200,7 @@ def markdown(merged: dict[str, Any]) -> str:
     lines += ["", "Each cell: the worst status of the function's checks in that dtype (FAIL, known, ok, - not "
               "provided) and the largest error measured against the exact value, in ULPs of the dtype.", ""]
     tables = (("Values", "values", _fmt_cell, ""), ("Gradients", "gradients", _fmt_cell, ""),
-              ("Optimizer trajectories", "optimizers", _fmt_cell, ""),
+              ("Optimizer trajectories", "optimizers", status_cell, ""),
               ("Sweeps: values", "sweep_values", sweep_cell, " (largest error over every swept input)"),
               ("Sweeps: derivatives", "sweep_gradients", sweep_cell, " (largest error over every swept input)"))
     for title, key, fmt, note in tables:

@@ -1,4 +1,4 @@
-"""Figures for the HTML reports, as PNG data URIs (the page must open with no network and no files beside it).
+"""Figures for the HTML reports, as PNG bytes (the page links them from its figures folder, or embeds them).
 
 One figure per function: the value and the derivative over [-6, 6] for every run over the
 exact reference (drawn thick, grey, underneath), and the largest error in ULPs against the
@@ -8,12 +8,12 @@ subnormal to the largest float).  The data are the sweeps' `curve` and `profile`
 
 from __future__ import annotations
 
-import base64
 import io
 import math
 from typing import Any
 
 import matplotlib
+import matplotlib.colors
 import matplotlib.ticker
 
 matplotlib.use("Agg")
@@ -27,11 +27,20 @@ DTYPE_STYLE = {"float64": "-", "float32": "--", "float16": ":", "bfloat16": "-."
 CURVE_DTYPE = "float32"          # the curves are drawn from the float32 sweep (present in every backend but ORT's f16-only ops)
 
 
-def _uri(fig: Any) -> str:
+DPI = 100         # 1,400 x 620 pixels: legible at print size; 72 dpi gave 6-pixel tick labels
+
+
+def _png(fig: Any) -> bytes:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=72, metadata={"Software": None})     # no timestamps: byte-stable output
+    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})     # no timestamps: byte-stable output
     plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return buf.getvalue()
+
+
+def _darker(colour: str) -> tuple[float, float, float]:
+    """The derivative's line: the run's colour, darker, so that value and derivative are told apart in print."""
+    r, g, b = matplotlib.colors.to_rgb(colour)
+    return (r * 0.55, g * 0.55, b * 0.55)
 
 
 def _num(v: Any) -> float:
@@ -61,7 +70,7 @@ def _log_ticks(ax: Any, dtype: str, offset: float) -> None:
     ax.set_xticks([t for t, _ in ticks], [lab for _, lab in ticks], rotation=90)
 
 
-def function_figure(function: str, sweeps: dict[str, list[dict[str, Any]]]) -> str | None:
+def function_figure(function: str, sweeps: dict[str, list[dict[str, Any]]]) -> bytes | None:
     """`sweeps`: run label -> that run's measured sweeps of `function`.  None when there is nothing to draw.
 
     Top row: value and derivative curves.  Bottom row: one panel per dtype, the largest error
@@ -85,10 +94,11 @@ def function_figure(function: str, sweeps: dict[str, list[dict[str, Any]]]) -> s
             ax.plot(ref["x"], [_num(v) for v in ref["expected"]], color="0.75", linewidth=5, label="exact")
             for lab, s in shown:
                 ax.plot(s["curve"]["x"], [_num(v) for v in s["curve"]["got"]], linewidth=1.2, color=colours[lab], label=lab)
-            ax.legend(fontsize=7, loc="best")
+            ax.legend(fontsize=9, loc="best")
         else:
             ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes)
-        ax.set_title(f"{function}: {title} ({CURVE_DTYPE}) against the exact curve", fontsize=9)
+        ax.set_title(f"{function}: {title} ({CURVE_DTYPE}) against the exact curve", fontsize=11)
+        ax.tick_params(labelsize=9)
         ax.grid(alpha=0.3)
     for col, d in enumerate(dtypes):
         ax = fig.add_subplot(grid[1, col])
@@ -100,8 +110,13 @@ def function_figure(function: str, sweeps: dict[str, list[dict[str, Any]]]) -> s
             ys = [_num(v) for v in s["profile"]["max_ulp"]]
             top = max([top] + [y for y in ys if math.isfinite(y)])
             ax.plot([_signed_log(_num(x), offset) for x in s["profile"]["x"]], [y if math.isfinite(y) else math.nan for y in ys],
-                    "-" if s["quantity"] == VALUE else "--", color=colours[lab], linewidth=1,
+                    "-" if s["quantity"] == VALUE else "--", color=colours[lab] if s["quantity"] == VALUE else _darker(colours[lab]),
+                    linewidth=1.2,
                     label=f"{lab} {'value' if s['quantity'] == VALUE else 'derivative'}")
+        budgets = sorted({float(s["budget_ulp"]) for _, s in profiles if s["dtype"] == d and s.get("budget_ulp") is not None})
+        for b in budgets:          # the spec's budget(s) in this dtype: value and derivative may differ
+            ax.axhline(b, color="0.2", linestyle=":", linewidth=1.2)
+            top = max(top, b)
         _log_ticks(ax, d, offset)
         ax.set_yscale("symlog", linthresh=1.0)
         ceiling = max(10.0, top * 2)
@@ -109,10 +124,10 @@ def function_figure(function: str, sweeps: dict[str, list[dict[str, Any]]]) -> s
         ax.set_yticks(decades, ["0", "1"] + [f"1e{round(math.log10(d))}" for d in decades[2:]])
         ax.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
         ax.set_ylim(0, ceiling)
-        ax.set_title(f"{d}: largest error per input bin (ULP)", fontsize=8)
-        ax.tick_params(labelsize=7)
+        ax.set_title(f"{d}: largest error (ULP), dotted: budget", fontsize=10)
+        ax.tick_params(labelsize=9)
         ax.grid(alpha=0.3)
         if col == 0:
-            ax.legend(fontsize=6, loc="upper left")
-    fig.subplots_adjust(left=0.05, right=0.99, top=0.95, bottom=0.12, wspace=0.25, hspace=0.35)
-    return _uri(fig)
+            ax.legend(fontsize=8, loc="upper left")
+    fig.subplots_adjust(left=0.05, right=0.99, top=0.95, bottom=0.14, wspace=0.25, hspace=0.4)
+    return _png(fig)

@@ -17,7 +17,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Callable
 
+import hypothesis
 from pydantic import ValidationError
+
+from nnconform import __version__
+from nnconform.adapters import isa
 
 from .. import kinds, known
 from ..kinds import GRADIENT_CHECKS, OPTIMIZER_TABLE, TRAJECTORY_CHECKS, VALUE_CHECKS
@@ -33,7 +37,9 @@ class RecordsError(ValueError):
 
 def run_header(adapter: Any, dtypes: list[str], kind: str = "checks") -> dict[str, Any]:
     return {"schema_version": SCHEMA_VERSION, "kind": kind, "backend": adapter.name, "version": adapter.version,
-            "framework": adapter.framework, "device": adapter.device, "dtypes": dtypes, "environment": adapter.environment(),
+            "framework": adapter.framework, "device": adapter.device, "dtypes": dtypes, "environment": isa.environment_of(adapter),
+            # what verdicts depend on besides the framework: the suite and the example generator
+            "tools": {"nnconform": __version__, "hypothesis": hypothesis.__version__},
             "machine": {"cpu": _cpu_model(), "cores": str(os.cpu_count()), "python": platform.python_version(),
                         "system": platform.platform()}}
 
@@ -205,7 +211,8 @@ def markdown(header: dict[str, Any], records: list[dict[str, Any]]) -> str:
                OPTIMIZER_TABLE, True))
     for title, checks, of_optimizers in tables:
         chosen = [r for r in records if (r["function"] in optimizers) == of_optimizers]
-        rows = _matrix(chosen, [d for d in dtypes if not of_optimizers or d in ("float64", "float32")], checks)
+        rows = _matrix(chosen, [d for d in dtypes if not of_optimizers or d in ("float64", "float32")], checks,
+                       with_ulp=not of_optimizers)
         if not rows:
             continue
         shown = [d for d in dtypes if not of_optimizers or d in ("float64", "float32")]
@@ -214,9 +221,15 @@ def markdown(header: dict[str, Any], records: list[dict[str, Any]]) -> str:
         lines.append("")
     findings = [r for r in records if r["status"] in ("fail", "known discrepancy", "fixed upstream")]
     if findings:
-        lines += ["", "## Findings", ""]
-        for r in findings:
-            lines.append(f"- **{r['id']}** ({r['status']}): {_first_line(r.get('reason') or r.get('message'))}")
+        lines += ["", f"## Findings ({len(findings)})", ""]
+        for status, why, rs in finding_groups(findings):
+            label = "unexpected pass" if status == "fixed upstream" else status
+            lines += [f"### {label}: {why}", "", "| check | input | exact | got | ULP |", "|---|---|---|---|---|"]
+            for r in sorted(rs, key=lambda r: r["id"]):
+                w = r.get("worst") or {}
+                cells = [str(w.get(k + "_hex", "")) for k in ("input", "expected", "got")]
+                lines.append(f"| {r['id']} | " + " | ".join(cells) + f" | {_ulp(r['max_ulp']) if r.get('max_ulp') else ''} |")
+            lines.append("")
     defaults = [r for r in records if r["check"] == kinds.DEFAULTS]
     if defaults:
         lines += ["", "## Native defaults", "", "| function | parameter | framework default | canonical | status | detail |",
@@ -227,6 +240,22 @@ def markdown(header: dict[str, Any], records: list[dict[str, Any]]) -> str:
                          f"{(r.get('worst') or {}).get('canonical', '')} | "
                          f"{r['status']} | {detail} |")
     return "\n".join(lines) + "\n"
+
+
+def finding_reason(r: dict[str, Any]) -> str:
+    """The reason of a listed discrepancy without its evidence (the run's own measurement is shown instead),
+    or a failure's first line."""
+    return _first_line(r.get("reason") or r.get("message")).split(" Evidence: ")[0]
+
+
+def finding_groups(findings: list[dict[str, Any]]) -> list[tuple[str, str, list[dict[str, Any]]]]:
+    """(status, reason, records) per reason, failures first: each reason written once, its checks under it."""
+    order = {"fail": 0, "fixed upstream": 1, "known discrepancy": 2}
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
+    for r in findings:
+        key = f"{r['function']}: {r['check']}" if r["status"] == "fail" else finding_reason(r)
+        groups[(r["status"], key)].append(r)
+    return [(st, why, rs) for (st, why), rs in sorted(groups.items(), key=lambda kv: (order[kv[0][0]], kv[0][1]))]
 
 
 def default_as_stated(r: dict[str, Any]) -> str:
@@ -247,27 +276,35 @@ def cells(records: list[dict[str, Any]], checks: tuple[str, ...]) -> dict[str, d
         for d, rs in by_fn[fn].items():
             worst = min(rs, key=lambda r: RANK[r["status"]])
             measured = [r for r in rs if r.get("max_ulp")]
-            cell: dict[str, Any] = {"status": worst["status"], "max_ulp": None, "conditioned": False}
+            cell: dict[str, Any] = {"status": worst["status"], "max_ulp": None, "conditioned": False, "budget": None}
             if measured:
                 top = max(measured, key=lambda r: r["max_ulp"])
                 # A passing check whose raw error exceeds the budget passed under a condition allowance.
                 cell["max_ulp"] = top["max_ulp"]
                 cell["conditioned"] = top["status"] == "pass" and top["max_ulp"] > (top.get("budget_ulp") or float("inf"))
+                cell["budget"] = top.get("budget_ulp")     # the bare budget; `*` says a condition number allowed more
             out[fn][d] = cell
     return out
 
 
-def cell_text(cell: dict[str, Any] | None) -> str:
+def cell_text(cell: dict[str, Any] | None, with_ulp: bool = True) -> str:
+    """`ok 3 / 4 ULP`: status, the largest error and the spec's budget (`*`: beyond the budget, within the allowance
+    a condition number gives there).
+    with_ulp=False for the optimizers, whose tolerance is a factor on a running bound, not ULPs."""
     if cell is None:
         return " "
     text = CELL[cell["status"]]
-    if cell["max_ulp"]:
-        text += f" {_ulp(cell['max_ulp'])}" + ("*" if cell["conditioned"] else "")
-    return text
-
-
-def _matrix(records: list[dict[str, Any]], dtypes: list[str], checks: tuple[str, ...]) -> list[str]:
-    return [f"| {fn} | " + " | ".join(cell_text(by_dtype.get(d)) for d in dtypes) + " |"
+    u = cell["max_ulp"]
+    if not with_ulp or not u:
+        return text
+    if u == float("inf"):
+        return text + " (NaN/inf)"
+    text += f" {_ulp(u).removesuffix(' ULP')}"
+    if cell.get("budget") is not None:
+        text += f" / {_ulp(float(cell['budget'])).removesuffix(' ULP')}"
+    return text + " ULP" + ("*" if cell["conditioned"] else "")
+def _matrix(records: list[dict[str, Any]], dtypes: list[str], checks: tuple[str, ...], with_ulp: bool = True) -> list[str]:
+    return [f"| {fn} | " + " | ".join(cell_text(by_dtype.get(d), with_ulp) for d in dtypes) + " |"
             for fn, by_dtype in cells(records, checks).items()]
 
 
