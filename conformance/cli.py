@@ -76,15 +76,12 @@ def _merge(args: argparse.Namespace) -> int:
     return 0
 
 
-def _split(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
-
 
 def _sweep(args: argparse.Namespace) -> int:
     if args.float32_exhaustive:
         return _float32_sweep(args.backend, args.device, Path(args.out), args.float32_exhaustive, args.jobs, args.first,
                               args.count, not args.no_progress)
-    return _grid_sweeps(args.backend, args.device, Path(args.out), _split(args.dtypes), args.functions, args.jobs,
+    return _grid_sweeps(args.backend, args.device, Path(args.out), selection.split(args.dtypes), args.functions, args.jobs,
                         not args.no_progress)
 
 
@@ -135,7 +132,7 @@ def _grid_sweeps(backend: str, device: str, out: Path, dtypes: list[str], functi
     if unmatched:
         print(f"nnconform sweep: {unmatched}", file=sys.stderr)
         return 2
-    chosen = [s for n, s in sorted(specs.items()) if any(fnmatch.fnmatch(n, p) for p in _split(functions))]
+    chosen = [s for n, s in sorted(specs.items()) if any(fnmatch.fnmatch(n, p) for p in selection.split(functions))]
     results = sweep.sweep(backend, device, chosen, dtypes, jobs=jobs, progress=progress)
     path = records.write_sweeps(out, header, results)
     failed = [r for r in results if r["status"] == "failed"]
@@ -218,7 +215,7 @@ def _report_run(args: argparse.Namespace) -> int:
         watcher = ProgressLine(progress, proc, show=not args.no_progress)
         watcher.start()
         try:
-            swept = _grid_sweeps(args.backend, args.device, out, _split(args.dtypes), args.functions, args.jobs,
+            swept = _grid_sweeps(args.backend, args.device, out, selection.split(args.dtypes), args.functions, args.jobs,
                                  not args.no_progress)
         finally:
             status = proc.wait()

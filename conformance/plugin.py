@@ -15,6 +15,7 @@ from typing import Any, Iterator
 
 import pytest
 
+from . import selection
 from .kinds import budget_quantity
 
 PROFILES = {"ci": 25, "thorough": 500}   # Hypothesis examples per check
@@ -96,9 +97,6 @@ def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Pa
     return result
 
 
-def _split(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
-
 
 def _state(config: pytest.Config) -> dict[str, Any]:
     """Built on first use: loading a framework costs seconds, and most pytest runs never need one."""
@@ -124,11 +122,11 @@ def _state(config: pytest.Config) -> dict[str, Any]:
         adapter = load(backend, config.getoption("device"))
     except BackendUnavailable as exc:
         raise pytest.UsageError(str(exc)) from None
-    dtypes = _split(config.getoption("dtypes"))
+    dtypes = selection.split(config.getoption("dtypes"))
     bad = [d for d in dtypes if d not in ("float64", "float32", "float16", "bfloat16")]
     if bad:
         raise pytest.UsageError(f"unknown dtype(s) {bad}; choose from float64, float32, float16, bfloat16")
-    checks = [c for c in CHECKS if any(fnmatch.fnmatch(c, p) for p in _split(config.getoption("checks")))]
+    checks = [c for c in CHECKS if any(fnmatch.fnmatch(c, p) for p in selection.split(config.getoption("checks")))]
     profile = config.getoption("conformance_profile")
     try:
         reference = tiers.make(config.getoption("reference"), ReferenceCache())
@@ -158,9 +156,8 @@ def pytest_configure(config: pytest.Config) -> None:
     from nnconform.spec import load_all
 
     from .kinds import NAMES as CHECKS
-    from .selection import unmatched
     for option, choices in (("functions", sorted(load_all())), ("checks", list(CHECKS))):
-        error = unmatched(option, config.getoption(option), choices)
+        error = selection.unmatched(option, config.getoption(option), choices)
         if error:
             raise pytest.UsageError(error)
     _hypothesis_options(config)
@@ -213,7 +210,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
     from .families import CaseBuilder
     family = getattr(metafunc.module, "FAMILY", "activation")
-    patterns = _split(metafunc.config.getoption("functions"))
+    patterns = selection.split(metafunc.config.getoption("functions"))
     specs = [sp for name, sp in sorted(load_all([family]).items()) if any(fnmatch.fnmatch(name, p) for p in patterns)]
     cases = CaseBuilder(s["adapter"], s["ctx"].reference, s["dtypes"], s["checks"]).build(specs)
     metafunc.parametrize("conformance_case", cases, ids=[c.id for c in cases])
