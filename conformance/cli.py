@@ -15,10 +15,12 @@ The conformance run itself is pytest's: `pytest conformance --backend=NAME --rep
 from __future__ import annotations
 
 import argparse
+import datetime
 import fnmatch
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -31,7 +33,7 @@ from nnconform.adapters import registry
 from nnconform.adapters.base import ALL_DTYPES
 from nnconform.spec import SpecError, load_all
 
-from . import cache_admin, selection
+from . import cache_admin, known, known_update, selection
 from .report import html as report
 from .report import merge, records
 from .scaffold import ScaffoldError, write
@@ -63,6 +65,45 @@ def _backends(args: argparse.Namespace) -> int:
 def _cache(args: argparse.Namespace) -> int:
     lines = cache_admin.info() if args.action == "info" else cache_admin.remove(args.action)
     print("\n".join(lines))
+    return 0
+
+
+def _known_update(args: argparse.Namespace) -> int:
+    path = Path(args.known) if args.known else known.known_file(args.backend)
+    try:
+        current = known.read(path) if path.exists() else known.KnownList(format=2, backend=args.backend)
+    except SpecError as exc:
+        print(f"nnconform known update: {exc}", file=sys.stderr)
+        return 2
+    records_path = Path(args.records) if args.records else None
+    if records_path is None:
+        out = Path(tempfile.mkdtemp(prefix="nnconform-known-"))
+        command = [sys.executable, "-m", "pytest", "--pyargs", "nnconform.conformance", "-q", "-p", "no:cacheprovider",
+                   f"--backend={args.backend}", "--known-policy=report", f"--functions={args.functions}", f"--report={out}"]
+        if not path.exists():             # a new list: judged by none (not by the shipped one)
+            (out / "empty.yaml").write_text(f"format: 2\nbackend: {args.backend}\n")
+        command.append(f"--known={path if path.exists() else out / 'empty.yaml'}")
+        print("running:", " ".join(command))
+        status = subprocess.call(command, stdout=subprocess.DEVNULL)
+        found = sorted(out.glob(f"{args.backend}-*.json"))
+        if status not in (0, 1) or not found:
+            print(f"nnconform known update: the conformance run stopped with exit status {status}", file=sys.stderr)
+            return 2
+        records_path = found[0]
+    try:
+        run = records.load(records_path)
+    except records.RecordsError as exc:
+        print(f"nnconform known update: {exc}", file=sys.stderr)
+        return 2
+    if run.get("backend") != args.backend:
+        print(f"nnconform known update: {records_path} holds a run of {run.get('backend')!r}, not {args.backend!r}",
+              file=sys.stderr)
+        return 2
+    data, changes = known_update.update(current, run, datetime.date.today().isoformat())
+    target = Path(args.out) if args.out else path
+    known_update.write(target, data)
+    print("\n".join(changes) or "no change: every finding reproduced and none is new")
+    print(f"wrote {target}")
     return 0
 
 
@@ -251,6 +292,17 @@ def main(argv: list[str] | None = None) -> int:
                                           "versions' folders (prune) or all of it (clear)")
     caching.add_argument("action", choices=("info", "prune", "clear"))
     caching.set_defaults(run=_cache)
+    knowns = sub.add_parser("known", help="the known-discrepancy lists")
+    known_sub = knowns.add_subparsers(dest="known_command", required=True)
+    upd = known_sub.add_parser("update", help="refresh a backend's list from a run's records: new findings as "
+                                             "matches or TODO entries, findings that passed marked stale")
+    upd.add_argument("--backend", required=True)
+    upd.add_argument("--from", dest="records", metavar="RECORDS",
+                     help="a records file (BACKEND-DEVICE.json); default: run the suite now with --known-policy=report")
+    upd.add_argument("--known", default=None, metavar="PATH", help="the list to refresh (default: the shipped one)")
+    upd.add_argument("--out", default=None, metavar="PATH", help="where to write it (default: over --known)")
+    upd.add_argument("--functions", default="*", help="with no --from: the functions to run (names or globs)")
+    upd.set_defaults(run=_known_update)
     report = sub.add_parser("report", help="work with the records that --report=DIR writes")
     report_sub = report.add_subparsers(dest="report_command", required=True)
     merging = report_sub.add_parser("merge", help="combine the records of several runs into one matrix")

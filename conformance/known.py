@@ -1,79 +1,244 @@
-"""Known discrepancies: findings about a backend, kept as strict xfails.
+"""Known discrepancies: findings about a backend, scoped to the environment they were measured in.
 
-`conformance/known/<backend>.yaml` lists entries; each matches tests by
-function, dtypes, checks and (optionally) a piece of the test id, and says why,
-with the measured evidence and an upstream link where one exists.  A matched
-test is marked xfail(strict=True): CI stays green, the report shows the
-finding, and a fix upstream turns it into an XPASS that fails the run, so the
-entry gets removed.  An entry that matches no test is reported as a warning.
+`conformance/known/<backend>.yaml` (format 2) is a small data file: the environment the list was
+measured on (`where:`), then findings, each with one `id`, `kind`, `reason` and `link`, and the
+tests it covers (`matches`: function, checks, dtypes, a piece of the test id).  A finding or a
+match may narrow `where:` (an instruction set, a device, a framework version range).  The measured
+evidence is not in the list: every run measures it again and its records and report show it.
+
+How a matched test is treated depends on the environment of the run (`adapters/isa.py`):
+
+- where `where:` holds, the test is a strict xfail: the finding is a fact about this environment,
+  and a fix upstream (an XPASS) fails the run until the entry goes;
+- elsewhere, under `--known-policy=report` (the default outside CI), a non-strict xfail: a
+  failure is shown as the known finding "measured on ...", a pass as "not reproduced here", and
+  the run stays green; under `--known-policy=strict` (CI) the entry is not applied at all, so
+  the test is judged as any other and a finding no entry covers here fails.
 """
 
 from __future__ import annotations
 
+import fnmatch
+import os
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from nnconform.spec.loader import SpecError
 
 from .core import Case
 
+FORMAT = 2
+POLICIES = ("strict", "report")
+Kind = Literal["bug", "accuracy", "convention", "default"]
+Dtype = Literal["float64", "float32", "float16", "bfloat16"]
+# key -> allowed values, or (a string) a version specifier in the `packaging` syntax for a package's version
+Where = dict[str, list[str] | str]
+
+
+def default_policy() -> str:
+    """strict in CI (a list that does not fit the machine is a failure to fix), report for a user elsewhere."""
+    return "strict" if os.environ.get("CI") else "report"
+
+
+def _check_where(where: Where | None) -> Where | None:
+    for key, cond in (where or {}).items():
+        if isinstance(cond, str):
+            try:
+                SpecifierSet(cond)
+            except InvalidSpecifier:
+                raise ValueError(f"{key}: {cond!r} is not a version specifier (e.g. '==2.13.0' or '>=2.13,<2.14')") from None
+        elif not cond:
+            raise ValueError(f"{key}: an empty list of values matches no environment")
+    return where
+
+
+CheckedWhere = Annotated[Where | None, AfterValidator(_check_where)]
+
+
+def holds(where: Where | None, environment: dict[str, str]) -> bool:
+    """Every condition of `where` holds in `environment`; a version compares by its specifier."""
+    for key, cond in (where or {}).items():
+        value = environment.get(key)
+        if value is None:
+            return False
+        if isinstance(cond, str):
+            try:
+                if not SpecifierSet(cond).contains(Version(value), prereleases=True):
+                    return False
+            except InvalidVersion:
+                return False
+        elif value not in cond:
+            return False
+    return True
+
+
+def where_text(where: Where | None) -> str:
+    if not where:
+        return "any environment"
+    return ", ".join(f"{k}{c}" if isinstance(c, str) else f"{k}={'|'.join(c)}" for k, c in where.items())
+
 
 class Entry(BaseModel):
+    """One finding's one match, with the finding's reason and the merged `where:`: the unit tests are matched by."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
     function: str
-    dtypes: list[Literal["float64", "float32", "float16", "bfloat16"]] | None = None
+    dtypes: list[Dtype] | None = None
     checks: list[str] | None = None
     case: str | None = None                 # a substring of the test id, to pin one input; a final "$" anchors it at the end
     devices: list[str] | None = None
-    # The environment the finding was measured in, as the records' `environment` names it:
-    # key -> the values where it holds (e.g. onednn_isa: [avx512_core_bf16]).  Elsewhere the
-    # entry does not apply: the test runs as any other, and the entry is "not in this environment".
-    where: dict[str, list[str]] | None = None
-    kind: Literal["bug", "accuracy", "convention", "default"] = "accuracy"
+    where: CheckedWhere = None
+    kind: Kind = "accuracy"
     reason: str = Field(min_length=10)
-    evidence: str = Field(min_length=5)
+    id: str | None = None
     link: str | None = Field(default=None, pattern=r"^https?://")     # a page to read, never a script
+    stale: str | None = None
+    evidence: str | None = None             # format 1 kept the evidence in the list; read from old records only
 
     def applies_in(self, environment: dict[str, str]) -> bool:
-        return self.where is None or all(environment.get(k) in values for k, values in self.where.items())
+        return holds(self.where, environment)
 
-    def matches(self, case: Case, device: str, environment: dict[str, str] | None = None) -> bool:
-        return (case.function == self.function
-                and self.applies_in(environment or {})
+    def covers(self, case: Case, device: str) -> bool:
+        """The test is one this entry is about (in any environment)."""
+        return ((case.function == self.function or (any(c in self.function for c in "*?[")
+                                                    and fnmatch.fnmatchcase(case.function, self.function)))
                 and (self.dtypes is None or case.dtype in self.dtypes)
                 and (self.checks is None or case.check in self.checks)
                 and (self.case is None or (case.id.endswith(self.case[:-1]) if self.case.endswith("$") else self.case in case.id))
                 and (self.devices is None or device in self.devices))
 
-    def describe(self) -> str:
+    def matches(self, case: Case, device: str, environment: dict[str, str] | None = None) -> bool:
+        return self.covers(case, device) and self.applies_in(environment or {})
+
+    def describe(self, here: bool = True) -> str:
         link = f" ({self.link})" if self.link else ""
-        where = "" if self.where is None else " Measured where " + ", ".join(f"{k} in {v}" for k, v in self.where.items()) + "."
-        return f"known {self.kind}: {self.reason}{where} Evidence: {self.evidence}{link}"
+        where = "" if here else f" Measured where {where_text(self.where)}, not here."
+        return f"known {self.kind}: {self.reason}{where}{link}"
+
+
+class Match(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    function: str                           # a name, or a glob for a finding of every function ("*")
+    dtypes: list[Dtype] | None = None
+    checks: list[str] | None = None
+    case: str | list[str] | None = None
+    devices: list[str] | None = None
+    where: CheckedWhere = None
+
+
+class Finding(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
+    kind: Kind = "accuracy"
+    reason: str = Field(min_length=10)
+    link: str | None = Field(default=None, pattern=r"^https?://")
+    where: CheckedWhere = None
+    stale: str | None = None                # set by `nnconform known update`: not reproduced in the run it read
+    matches: list[Match] = Field(min_length=1)
+
+    def entries(self, measured: Where | None) -> list[Entry]:
+        out = []
+        for m in self.matches:
+            where = {**(measured or {}), **(self.where or {}), **(m.where or {})} or None
+            for case in (m.case if isinstance(m.case, list) else [m.case]):
+                out.append(Entry(function=m.function, dtypes=m.dtypes, checks=m.checks, case=case, devices=m.devices,
+                                 where=where, kind=self.kind, reason=self.reason, id=self.id, link=self.link,
+                                 stale=self.stale))
+        return out
+
+
+class KnownList(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    format: Literal[2]
+    backend: str
+    where: CheckedWhere = None              # the environment the list was measured on: every finding inherits it
+    include: list[str] = []                 # other backends' lists whose findings also hold here (keras_jax: keras)
+    findings: list[Finding] = []
+
+    def entries(self) -> list[Entry]:
+        return [e for f in self.findings for e in f.entries(self.where)]
+
+
+def known_dir() -> Path:
+    return Path(str(resources.files("nnconform.conformance"))) / "known"
 
 
 def known_file(backend: str) -> Path:
-    return Path(str(resources.files("nnconform.conformance"))) / "known" / f"{backend}.yaml"
+    return known_dir() / f"{backend}.yaml"
+
+
+def read(path: Path) -> KnownList:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise SpecError(str(path), "<yaml>", f"not valid YAML: {exc}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(str(path), "<file>", f"cannot be read: {exc}") from None
+    if data is None:
+        data = {"format": FORMAT, "backend": path.stem}
+    if isinstance(data, list):
+        raise SpecError(str(path), "<document>", "a format-1 known list (a list of entries); this nnconform reads format 2: "
+                        "a mapping with format: 2, backend, where and findings (see docs/adding-a-backend.md)")
+    if not isinstance(data, dict):
+        raise SpecError(str(path), "<document>", "a known-discrepancy file is a mapping with format: 2 and findings")
+    try:
+        return KnownList.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        raise SpecError(str(path), _field(data, err["loc"]), err["msg"]) from None
+
+
+def _field(data: Any, loc: tuple[Any, ...]) -> str:
+    """A field path that names the finding by its id where it has one: findings[bce-clamp].matches.0.dtypes."""
+    parts: list[str] = []
+    node = data
+    for p in loc:
+        if isinstance(node, list) and isinstance(p, int) and p < len(node) and isinstance(node[p], dict) and "id" in node[p]:
+            parts[-1] = f"{parts[-1]}[{node[p]['id']}]" if parts else str(node[p]["id"])
+        else:
+            parts.append(str(p))
+        node = node[p] if isinstance(node, (list, dict)) and (isinstance(node, dict) and p in node
+                                                              or isinstance(node, list) and isinstance(p, int) and p < len(node)) else None
+    return ".".join(parts)
 
 
 def load(backend: str, path: Path | None = None) -> list[Entry]:
+    """The entries that judge `backend`: its list's and, after them, those of every list it includes."""
     path = path or known_file(backend)
     if not path.exists():
+        if path != known_file(backend):
+            raise SpecError(str(path), "<file>", "no such known-discrepancy list")
         return []
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or []
-    except yaml.YAMLError as exc:
-        raise SpecError(str(path), "<yaml>", f"not valid YAML: {exc}") from None
-    if not isinstance(data, list):
-        raise SpecError(str(path), "<document>", "a known-discrepancy file is a list of entries")
-    entries = []
-    for i, item in enumerate(data):
-        try:
-            entries.append(Entry.model_validate(item))
-        except ValidationError as exc:
-            err = exc.errors()[0]
-            raise SpecError(str(path), f"{i}." + ".".join(str(p) for p in err["loc"]), err["msg"]) from None
+    return _entries(path, backend, (path.stem,))
+
+
+def _entries(path: Path, backend: str, seen: tuple[str, ...]) -> list[Entry]:
+    known = read(path)
+    entries = [e for e in (_for(e, backend) for e in known.entries()) if e is not None]
+    for other in known.include:
+        if other in seen:
+            raise SpecError(str(path), "include", f"includes {other!r}, which includes this list again")
+        beside = path.parent / f"{other}.yaml"        # a list beside this one, else the shipped one
+        found = beside if beside.exists() else known_file(other)
+        if not found.exists():
+            raise SpecError(str(path), "include", f"no list named {other!r} beside this one or shipped")
+        entries += _entries(found, backend, (*seen, other))
     return entries
+
+
+def _for(entry: Entry, backend: str) -> Entry | None:
+    """`where: {backend: [...]}` scopes a finding of a shared list (keras's, included by keras_jax) to some of
+    the backends that read it: not an environment, so an entry for another backend is no entry at all here."""
+    where = dict(entry.where or {})
+    scope = where.pop("backend", None)
+    if scope is None:
+        return entry
+    if backend not in scope:
+        return None
+    return entry.model_copy(update={"where": where or None})

@@ -53,6 +53,10 @@ def _add_options(parser: pytest.Parser) -> None:
                      "or both (judge only where the two agree)")
     g.addoption("--known", default=None, metavar="PATH",
                 help="known-discrepancy list to apply (default: the one shipped for the backend)")
+    g.addoption("--known-policy", default=None, choices=("strict", "report"),
+                help="a known finding measured in another environment (its where:): report = applied as a "
+                     "non-strict xfail, shown as 'not reproduced here' when it passes; strict = not applied, the "
+                     "check is judged as any other (default: strict when CI is set, else report)")
 
 
 def asked_for(args: list[str]) -> bool:
@@ -144,7 +148,8 @@ def _state(config: pytest.Config) -> dict[str, Any]:
     except SpecError as exc:
         raise pytest.UsageError(str(exc)) from None
     state = {"adapter": adapter, "ctx": ctx, "dtypes": dtypes, "checks": checks, "records": [],
-             "known": entries, "matched": set(), "profile": profile}
+             "known": entries, "matched": set(), "profile": profile,
+             "policy": config.getoption("known_policy") or known.default_policy()}
     config.stash[KEY_STATE] = state
     return state
 
@@ -199,7 +204,8 @@ def pytest_report_header(config: pytest.Config) -> list[str] | None:
     from nnconform.adapters import isa
     env = ", ".join(f"{k}={v}" for k, v in sorted(isa.environment_of(a).items()))
     return [f"nnconform: backend {a.name} {a.version}, device {a.device}, dtypes {','.join(s['dtypes'])}, "
-            f"profile {s['profile']}, reference {config.getoption('reference')}", f"nnconform: numerics environment: {env or 'nothing recorded'}"]
+            f"profile {s['profile']}, reference {config.getoption('reference')}, known policy {s['policy']}",
+            f"nnconform: numerics environment: {env or 'nothing recorded'}"]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -242,16 +248,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     from nnconform.adapters import isa
     environment = isa.environment_of(s["adapter"])
     s["collected"] = {(c.function, c.dtype, c.check) for c in map(_case, items) if c is not None}
-    s["elsewhere"] = {i for i, e in enumerate(s["known"]) if not e.applies_in(environment)}
+    s["environment"] = environment
+    here = [e.applies_in(environment) for e in s["known"]]
+    s["elsewhere"] = {i for i, ok in enumerate(here) if not ok}
     for item in items:
         case = _case(item)
         if case is None or case.skip:
             continue
-        for i, entry in enumerate(s["known"]):
-            if entry.matches(case, device, environment):
-                s["matched"].add(i)
-                item.add_marker(pytest.mark.xfail(strict=True, reason=entry.describe(), raises=AssertionError))
-                break
+        covering = [i for i, e in enumerate(s["known"]) if e.covers(case, device)]
+        inside = [i for i in covering if here[i]]
+        if inside:
+            s["matched"].add(inside[0])
+            item.add_marker(pytest.mark.xfail(strict=True, reason=s["known"][inside[0]].describe(), raises=AssertionError))
+        elif covering and s["policy"] == "report":
+            # Measured elsewhere: shown as that finding if it fails here, as "not reproduced here" if it passes.
+            s["matched"].add(covering[0])
+            item.add_marker(pytest.mark.xfail(strict=False, reason=s["known"][covering[0]].describe(here=False),
+                                              raises=AssertionError))
 
 
 @pytest.hookimpl(hookwrapper=True)
@@ -267,10 +280,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
         return
     s = _state(item.config)
     status = _status(report)
+    if status == "known discrepancy" and report.passed:          # a non-strict xfail that passed
+        status = "not reproduced"
     worst = s["ctx"].results.get(case.id)
     message = ""
     if status == "fixed upstream":
         message = f"passed, but listed as a known discrepancy: {getattr(report, 'wasxfail', '') or report.longrepr}"
+    elif status == "not reproduced":
+        message = f"passed here; listed as a finding of another environment: {report.wasxfail}"
     elif report.failed or hasattr(report, "wasxfail"):
         message = str(call.excinfo.value) if call.excinfo else ""
     elif report.skipped and isinstance(report.longrepr, tuple):
@@ -288,7 +305,13 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     })
 
 
+MAX_LISTED = 40    # entries of one terminal section; the records have every one
 MAX_LINE = 300     # characters of one message line in the terminal (a cotangent of 1,797 ones was 5,450)
+
+
+def known_where(e: Any) -> str:
+    from .known import where_text
+    return where_text(e.where)
 
 
 def _is_check_failure(exc: BaseException) -> bool:
@@ -317,7 +340,8 @@ def rerun_command(config: pytest.Config, case: Any) -> str:
 
 def _status(report: pytest.TestReport) -> str:
     if hasattr(report, "wasxfail"):
-        return "known discrepancy" if report.skipped else "fixed upstream"
+        # skipped: it failed as listed; passed: a non-strict (elsewhere) entry, see the caller; failed: strict XPASS
+        return "known discrepancy" if report.skipped or report.passed else "fixed upstream"
     if report.passed:
         return "pass"
     if report.failed:
@@ -356,12 +380,24 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     def could_match(e: Any) -> bool:     # entries for functions, dtypes or checks filtered out of this run are fine
         return any(fn == e.function and (e.dtypes is None or dt in e.dtypes) and (e.checks is None or ck in e.checks)
                    for fn, dt, ck in collected)
-    elsewhere = [e for i, e in enumerate(s["known"]) if i in s.get("elsewhere", set()) and could_match(e)]
-    if elsewhere:
-        terminalreporter.section("nnconform: known discrepancies of another environment (not applied here)", yellow=True)
-        for e in elsewhere:
-            where = ", ".join(f"{k} in {v}" for k, v in (e.where or {}).items())
-            terminalreporter.write_line(f"  {e.function} {e.dtypes or ''} {e.checks or ''}: measured where {where}")
+    not_here = [r for r in s["records"] if r["status"] == "not reproduced"]
+    if not_here:
+        terminalreporter.section(f"nnconform: {len(not_here)} known finding(s) of another environment not reproduced "
+                                 "here (--known-policy=report: not a failure)", yellow=True)
+        for r in not_here[:MAX_LISTED]:
+            terminalreporter.write_line(f"  {r['id']}: {r['reason'].split(' Measured where ')[-1]}")
+        if len(not_here) > MAX_LISTED:
+            terminalreporter.write_line(f"  ... and {len(not_here) - MAX_LISTED} more (the records list them all)")
+    elsewhere = [e for i, e in enumerate(s["known"]) if i in s.get("elsewhere", set()) and i not in s["matched"]
+                 and could_match(e)]
+    if elsewhere and s["policy"] == "strict":
+        terminalreporter.section("nnconform: known findings of another environment (--known-policy=strict: not applied "
+                                 "here; their checks were judged as any other)", yellow=True)
+        for e in elsewhere[:MAX_LISTED]:
+            terminalreporter.write_line(f"  {e.function} {e.dtypes or ''} {e.checks or ''} {e.case or ''}: measured where "
+                                        + known_where(e))
+        if len(elsewhere) > MAX_LISTED:
+            terminalreporter.write_line(f"  ... and {len(elsewhere) - MAX_LISTED} more")
     unmatched = [e for i, e in enumerate(s["known"]) if i not in s["matched"] and i not in s.get("elsewhere", set())
                  and could_match(e)]
     if unmatched:
@@ -374,6 +410,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.write_line(f"  mpmath and arb gave different results at {disagreed} outputs; no backend was judged "
                                     "there (a reference bug: please report it with the records file)")
     _summary_matrix(terminalreporter, s["records"], s["dtypes"])
+    from nnconform.adapters import isa
+    a = s["adapter"]
+    terminalreporter.write_line(f"nnconform: measured on {a.name} {a.version}, {a.device}, "
+                                f"{isa.isa_text(s.get('environment') or isa.environment_of(a))}; known policy {s['policy']}")
     counts = summary_counts(s["records"])
     failed = counts.get("fail", 0) + counts.get("fixed upstream", 0)
     verdict = "FAILED" if failed else "PASSED"
@@ -428,7 +468,7 @@ def matrix_cell(statuses: list[str]) -> tuple[str, str]:
         n = statuses.count(worst)
         if n:
             return f"{label} {n}", worst
-    judged = statuses.count("pass")
+    judged = statuses.count("pass") + statuses.count("not reproduced")     # passed; the second also listed elsewhere
     return (f"ok {judged}", "pass") if judged else ("-", "")
 
 
@@ -491,6 +531,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         header["seed"] = config.getoption("conformance_seed")
         header["reference"] = tiers.describe(s["ctx"].reference)
         header["known"] = [e.model_dump(exclude_none=True) for e in s["known"]]   # what the verdicts were judged by
+        header["known_policy"] = s["policy"]
         if s.get("workers"):
             s["records"].sort(key=lambda r: r["id"])      # workers finish in any order: the file does not depend on it
             if s["workers_disagreed"]:

@@ -69,16 +69,19 @@ def write_known(path: Path, entries: str) -> Path:
     return path
 
 
-SIGMOID_ENTRY = """
-- function: sigmoid
-  dtypes: [float32]
-  checks: [subnormal]
+def known_list(findings: str) -> str:
+    return "format: 2\nbackend: numpy\nfindings:\n" + findings if findings.strip() else "format: 2\nbackend: numpy\n"
+
+
+SIGMOID_ENTRY = known_list("""
+- id: expit-underflow
   reason: float32 expit underflows below -88.72 (test entry)
-  evidence: x = -89.5 gives 0
-"""
+  matches:
+  - {function: sigmoid, dtypes: [float32], checks: [subnormal]}
+""")
 
 
-@pytest.mark.parametrize("entries, outcome", [(SIGMOID_ENTRY, {"xfailed": 1}), ("[]\n", {"failed": 1})],
+@pytest.mark.parametrize("entries, outcome", [(SIGMOID_ENTRY, {"xfailed": 1}), (known_list(""), {"failed": 1})],
                          ids=["with the entry: strict xfail", "without it: the finding fails"])
 def test_known_entry_decides_between_xfail_and_failure(pytester: pytest.Pytester, tmp_path: Path, entries: str,
                                                        outcome: dict[str, int]) -> None:
@@ -90,41 +93,38 @@ def test_known_entry_decides_between_xfail_and_failure(pytester: pytest.Pytester
 
 
 def test_entry_for_a_passing_test_is_an_xpass_failure(pytester: pytest.Pytester, tmp_path: Path) -> None:
-    known = write_known(tmp_path / "k.yaml", """
-- function: relu
-  dtypes: [float64]
-  checks: [value]
+    known = write_known(tmp_path / "k.yaml", known_list("""
+- id: fixed
   reason: a discrepancy that was fixed upstream (test entry)
-  evidence: none any more
-""")
+  matches:
+  - {function: relu, dtypes: [float64], checks: [value]}
+"""))
     result = run(pytester, "--backend=numpy", "--functions=relu", "--dtypes=float64", "--checks=value", f"--known={known}")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*XPASS(strict)*"])
 
 
 def test_unmatched_entry_is_reported(pytester: pytest.Pytester, tmp_path: Path) -> None:
-    known = write_known(tmp_path / "k.yaml", """
-- function: relu
-  dtypes: [float64]
-  checks: [value]
-  case: "x=12345"
+    known = write_known(tmp_path / "k.yaml", known_list("""
+- id: nothing
   reason: matches nothing (test entry)
-  evidence: no input matches
-""")
+  matches:
+  - {function: relu, dtypes: [float64], checks: [value], case: "x=12345"}
+"""))
     result = run(pytester, "--backend=numpy", "--functions=relu", "--dtypes=float64", "--checks=value", f"--known={known}")
     result.stdout.fnmatch_lines(["*known discrepancies that matched no test*", "*relu*matches nothing*"])
 
 
 def test_malformed_known_file_names_file_and_field(pytester: pytest.Pytester, tmp_path: Path) -> None:
-    known = write_known(tmp_path / "k.yaml", "- function: relu\n  evidence: x\n")
+    known = write_known(tmp_path / "k.yaml", known_list("- id: no-reason\n  matches: [{function: relu}]\n"))
     result = run(pytester, "--backend=numpy", f"--known={known}")
     assert result.ret != 0
-    assert f"{known}: field '0.reason'" in output(result)
+    assert f"{known}: field 'findings[no-reason].reason'" in output(result)
 
 
 def test_shipped_known_lists_are_valid() -> None:
     from nnconform.conformance import known
-    for backend in ("numpy", "torch", "tensorflow", "jax"):
+    for backend in ("numpy", "torch", "tensorflow", "jax", "keras", "keras_jax", "onnxruntime"):
         entries = known.load(backend)
         assert entries, backend
-        assert all(e.reason and e.evidence for e in entries)
+        assert all(e.reason and e.id and e.evidence is None for e in entries)      # evidence is measured, not listed

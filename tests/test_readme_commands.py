@@ -39,6 +39,6 @@ def test_the_script_runs_and_sweeps_every_registered_backend_and_writes_the_page
     text = SCRIPT.read_text()
     runs, sweeps = _loops(text)
     assert runs == sweeps == set(registry.available())
-    assert 'pytest conformance -q --backend="$backend" --report=report' in text
+    assert 'pytest conformance -q --backend="$backend" --known-policy=strict --report=report' in text
     assert 'nnconform sweep "$backend" --out report --no-progress' in text
     assert text.rstrip().endswith("nnconform report html report")

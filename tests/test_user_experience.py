@@ -150,7 +150,7 @@ def test_backends_are_listed_without_importing_a_framework() -> None:
 
 # ---------------------------------------------------------------- output a person reads
 
-EMPTY_KNOWN = "[]\n"
+EMPTY_KNOWN = "format: 2\nbackend: numpy\nfindings: []\n"
 
 
 def test_a_failure_shows_the_message_and_a_rerun_command_not_a_traceback(pytester: pytest.Pytester) -> None:

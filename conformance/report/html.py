@@ -21,22 +21,24 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from nnconform.adapters.base import ALL_DTYPES
+from nnconform.adapters.isa import isa_text
 from nnconform.reference import relations
 from nnconform.spec import Spec, SpecError
 from nnconform.spec.loader import load_all
 
 from .. import kinds, known
 from ..kinds import GRADIENT_CHECKS, OPTIMIZER_TABLE, VALUE_CHECKS
+from ..known import where_text
 from ..sweeps.sweep import HISTOGRAM_LABELS
 from . import merge, plots, records
-from .records import STATUSES, _first_line, _ulp
+from .records import FINDINGS, STATUSES, _first_line, _ulp
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:1.5em auto;max-width:1400px;color:#222;padding:0 1em}
 table{border-collapse:collapse;margin:.6em 0 1.4em}th,td{border:1px solid #ccc;padding:.25em .55em;font-size:.86em}
 th{background:#f2f2f2;text-align:left}td.num{text-align:right;font-family:ui-monospace,monospace}
 code,.hex{font-family:ui-monospace,SFMono-Regular,Menlo,monospace;font-size:.85em}
-.pass{background:#d9f2d9}.fail{background:#f6c4c4}.known{background:#ffe8a3}.xpass{background:#c9ddff}
+.pass{background:#d9f2d9}.fail{background:#f6c4c4}.known{background:#ffe8a3}.xpass{background:#c9ddff}.elsewhere{background:#e8f0e0}
 .na{background:#eee;color:#777}.uncertain{background:#e6dcf5}.skip{background:#f5f5f5}.over{background:#ffd9b3}
 .wrong{background:#f6c4c4}.exact{background:#d9f2d9}.within{background:#edf8e5}
 img{max-width:100%;border:1px solid #ddd;margin:.3em 0 1.2em}h2{margin-top:1.8em;border-bottom:1px solid #ddd}
@@ -48,11 +50,11 @@ td a{color:inherit}details{margin:.3em 0}summary{cursor:pointer}
 @media (max-width:600px){body{padding:0 .4em;margin:.5em}table{display:block;overflow-x:auto;max-width:100%}
 th,td{font-size:.78em;padding:.2em .35em}}
 """
-STATUS_LABEL = {"fixed upstream": "unexpected pass"}     # a listed discrepancy that passed: the run fails (strict)
+STATUS_LABEL = {"fixed upstream": "unexpected pass", "not reproduced": "not reproduced here"}     # a listed discrepancy that passed: the run fails (strict)
 STATUS_CLASS = {"pass": "pass", "fail": "fail", "known discrepancy": "known", "fixed upstream": "xpass",
-                "not provided": "na", "reference uncertain": "uncertain", "skipped": "skip"}
+                "not reproduced": "elsewhere", "not provided": "na", "reference uncertain": "uncertain", "skipped": "skip"}
 READING = ("Each matrix cell is the worst status of that function's checks in that dtype (FAIL, known = a listed, "
-           "explained discrepancy, XPASS = listed but now passing, ok, - = not provided) and the largest error "
+           "explained discrepancy, XPASS = listed but now passing, ok (not here) = passed, listed as a finding of another environment, ok, - = not provided) and the largest error "
            "measured against the exact (correctly rounded) value, in ULPs of the dtype. * marks an error within the "
            "allowance the spec declares for an ill-conditioned region. The sweeps measure fixed inputs, every one "
            "of the 65,536 inputs for float16 and bfloat16, and report the largest error over all of them, "
@@ -118,7 +120,7 @@ def _matrix_rows(recs: list[dict[str, Any]], dtypes: list[str], checks: tuple[st
             c = by_dtype.get(d)
             text, cls = records.cell_text(c, with_ulp), STATUS_CLASS[c["status"]] if c else ""
             anchor = finding_anchor(fn, d)
-            if c and c["status"] in ("fail", "known discrepancy", "fixed upstream") and linked and anchor in linked:
+            if c and c["status"] in FINDINGS and linked and anchor in linked:
                 cells.append(f'<td class="{cls}"><a href="#{anchor}">{escape(text)}</a></td>')
             else:
                 cells.append(_td(text, cls))
@@ -206,7 +208,9 @@ def verdict(run: dict[str, Any]) -> tuple[str, str]:
         if counts["fixed upstream"]:
             why.append(f"{counts['fixed upstream']} listed discrepancy(ies) passed (strict: the list must change)")
         return "fail", f"FAILED: {'; '.join(why)}. {len(recs)} checks: {shown}"
-    return "pass", f"PASSED: {len(recs)} checks: {shown}"
+    elsewhere = (f" {counts['not reproduced']} listed finding(s) of another environment are not reproduced here "
+                 f"(known policy {run.get('known_policy', 'report')}): see the findings." if counts["not reproduced"] else "")
+    return "pass", f"PASSED: {len(recs)} checks: {shown}.{elsewhere}"
 
 
 def run_html(label: str, run: dict[str, Any], save: Saver = embedded) -> str:
@@ -221,14 +225,16 @@ def run_html(label: str, run: dict[str, Any], save: Saver = embedded) -> str:
     tools = run.get("tools") or {}
     info = [("backend", run["backend"]), ("version", run["version"]), ("device", run["device"]),
             ("profile and seed", f"{run.get('profile', '')}, seed {run.get('seed', 0)}"),
+            ("known policy", str(run.get("known_policy", "not recorded"))),
             ("reference", reference_text(run.get("reference"))),
             ("made with", ", ".join(f"{k} {v}" for k, v in sorted(tools.items())) or "not recorded"),
+            ("instruction set", isa_text(run.get("environment") or {})),
             ("numerics environment", ", ".join(f"{k}={v}" for k, v in sorted((run.get("environment") or {}).items()))),
             ("machine", ", ".join(f"{k}={v}" for k, v in sorted((run.get("machine") or {}).items())))]
     head.append("<table><tbody>" + "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in info)
                 + "</tbody></table>")
     sections: list[tuple[str, str, list[str]]] = []       # (anchor, title, html)
-    findings = [r for r in recs if r["status"] in ("fail", "known discrepancy", "fixed upstream")]
+    findings = [r for r in recs if r["status"] in FINDINGS]
     linked = {finding_anchor(r["function"], r["dtype"]) for r in findings}
     for anchor, title, checks, chosen, shown, with_ulp in (
             ("values", "Values", VALUE_CHECKS, others, dtypes, True),
@@ -280,10 +286,9 @@ def run_html(label: str, run: dict[str, Any], save: Saver = embedded) -> str:
     if entries:
         sections.append(("known", f"Known discrepancies of {run['backend']} ({len(entries)})", [
             "<details><summary>the list this run applied</summary>",
-            _table(["function", "dtypes", "checks", "measured where", "kind", "reason", "evidence", "link"], [
-                _td(e.function) + _td(", ".join(e.dtypes or ["all"])) + _td(", ".join(e.checks or ["all"]))
-                + _td("; ".join(f"{k} in {', '.join(v)}" for k, v in (e.where or {}).items()) or "any") + _td(e.kind)
-                + _td(e.reason) + _td(e.evidence)
+            _table(["finding", "function", "dtypes", "checks", "case", "measured where", "kind", "reason", "link"], [
+                _td(e.id or "") + _td(e.function) + _td(", ".join(e.dtypes or ["all"])) + _td(", ".join(e.checks or ["all"]))
+                + _td(e.case or "") + _td(where_text(e.where)) + _td(e.kind) + _td(e.reason)
                 + (f'<td><a href="{escape(e.link)}">{escape(e.link)}</a></td>' if e.link and e.link.startswith(("https://", "http://"))
                    else _td(e.link or "")) for e in entries]), "</details>"]))
     by_fn: dict[str, dict[str, list[dict[str, Any]]]] = defaultdict(lambda: defaultdict(list))
@@ -428,7 +433,7 @@ def _conventions(run: dict[str, Any], specs: dict[str, Any], recs: list[dict[str
 
 
 def run_markdown(run: dict[str, Any]) -> str:
-    header = {k: run.get(k) for k in ("backend", "version", "device", "environment")}
+    header = {k: run.get(k) for k in ("backend", "version", "device", "environment", "known_policy")}
     header["dtypes"] = [d for d in ALL_DTYPES if d in (run.get("dtypes") or ALL_DTYPES)]
     header["environment"] = header["environment"] or {}
     text = records.markdown(header, run["records"]) if run["records"] else \
@@ -456,8 +461,8 @@ def run_markdown(run: dict[str, Any]) -> str:
 def merged_html(merged: dict[str, Any], runs: dict[str, dict[str, Any]], save: Saver = embedded) -> str:
     labels = list(merged["runs"])
     body = ["<h1>nnconform: merged report</h1>",
-            _table(["run", "backend", "version", "device", "page"], [
-                _td(lab) + _td(r["backend"]) + _td(r["version"]) + _td(r["device"])
+            _table(["run", "backend", "version", "device", "instruction set", "page"], [
+                _td(lab) + _td(r["backend"]) + _td(r["version"]) + _td(r["device"]) + _td(isa_text(r.get("environment") or {}))
                 + f'<td><a href="./{escape(stem(lab, runs[lab]))}.html">{escape(stem(lab, runs[lab]))}.html</a></td>'
                 for lab, r in merged["runs"].items()]),
             f'<p class="note">{escape(READING)}</p>']

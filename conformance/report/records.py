@@ -26,8 +26,12 @@ from nnconform.adapters import isa
 from .. import kinds, known
 from ..kinds import GRADIENT_CHECKS, OPTIMIZER_TABLE, TRAJECTORY_CHECKS, VALUE_CHECKS
 
-SCHEMA_VERSION = 2      # 2: "kind" (checks | sweeps) and sweep files
-STATUSES = ("pass", "fail", "known discrepancy", "fixed upstream", "not provided", "reference uncertain", "skipped")
+SCHEMA_VERSION = 3      # 2: "kind" (checks | sweeps) and sweep files; 3: known_policy, status "not reproduced"
+READABLE = (2, 3)       # a version-2 file is a version-3 file without those
+# "not reproduced": passed here, listed as a finding of another environment (--known-policy=report)
+STATUSES = ("pass", "fail", "known discrepancy", "fixed upstream", "not reproduced", "not provided", "reference uncertain",
+            "skipped")
+FINDINGS = ("fail", "fixed upstream", "known discrepancy", "not reproduced")      # the statuses a findings table lists
 SWEEP_STATUSES = ("measured", "not provided", "failed")
 
 
@@ -149,9 +153,9 @@ def validate(data: Any, path: Path) -> dict[str, Any]:
     """`data` if it is a records file of this schema version; else RecordsError naming the file and field."""
     if not isinstance(data, dict) or "schema_version" not in data:
         raise RecordsError(f"{path}: no schema_version; not an nnconform records file")
-    if data["schema_version"] != SCHEMA_VERSION:
-        raise RecordsError(f"{path}: records schema version {data['schema_version']!r}; this nnconform reads version "
-                           f"{SCHEMA_VERSION} (re-run the suite, or use the nnconform that wrote it)")
+    if data["schema_version"] not in READABLE:
+        raise RecordsError(f"{path}: records schema version {data['schema_version']!r}; this nnconform reads versions "
+                           f"{', '.join(map(str, READABLE))} (re-run the suite, or use the nnconform that wrote it)")
     kind = data.get("kind")
     if kind not in ("checks", "sweeps"):
         raise RecordsError(f"{path}: field 'kind' is {kind!r}, expected 'checks' or 'sweeps'")
@@ -184,9 +188,9 @@ def load(path: Path) -> dict[str, Any]:
 
 
 CELL = {"pass": "ok", "fail": "FAIL", "known discrepancy": "known", "fixed upstream": "XPASS",
-        "not provided": "-", "reference uncertain": "?", "skipped": "skip"}
-RANK = {s: i for i, s in enumerate(("fail", "fixed upstream", "known discrepancy", "pass", "reference uncertain",
-                                    "skipped", "not provided"))}
+        "not reproduced": "ok (not here)", "not provided": "-", "reference uncertain": "?", "skipped": "skip"}
+RANK = {s: i for i, s in enumerate(("fail", "fixed upstream", "known discrepancy", "not reproduced", "pass",
+                                    "reference uncertain", "skipped", "not provided"))}
 
 
 def markdown(header: dict[str, Any], records: list[dict[str, Any]]) -> str:
@@ -194,7 +198,10 @@ def markdown(header: dict[str, Any], records: list[dict[str, Any]]) -> str:
     lines = [f"# nnconform report: {header['backend']} {header['version']} ({header['device']})", ""]
     env = ", ".join(f"{k}={v}" for k, v in sorted(header["environment"].items()))
     if env:
-        lines += [f"Environment: {env}", ""]
+        lines += [f"Instruction set: {isa.isa_text(header['environment'])}", "", f"Environment: {env}", ""]
+    if header.get("known_policy"):
+        lines += [f"Known policy: {header['known_policy']} (a finding measured elsewhere: "
+                  + ("applied as a non-strict xfail)" if header["known_policy"] == "report" else "not applied)"), ""]
     counts: dict[str, int] = defaultdict(int)
     for r in records:
         counts[r["status"]] += 1
@@ -219,11 +226,11 @@ def markdown(header: dict[str, Any], records: list[dict[str, Any]]) -> str:
         lines += [f"## {title}", "", "| function | " + " | ".join(shown) + " |", "|---|" + "---|" * len(shown)]
         lines += rows
         lines.append("")
-    findings = [r for r in records if r["status"] in ("fail", "known discrepancy", "fixed upstream")]
+    findings = [r for r in records if r["status"] in FINDINGS]
     if findings:
         lines += ["", f"## Findings ({len(findings)})", ""]
         for status, why, rs in finding_groups(findings):
-            label = "unexpected pass" if status == "fixed upstream" else status
+            label = {"fixed upstream": "unexpected pass", "not reproduced": "not reproduced here"}.get(status, status)
             lines += [f"### {label}: {why}", "", "| check | input | exact | got | ULP |", "|---|---|---|---|---|"]
             for r in sorted(rs, key=lambda r: r["id"]):
                 w = r.get("worst") or {}
@@ -250,7 +257,7 @@ def finding_reason(r: dict[str, Any]) -> str:
 
 def finding_groups(findings: list[dict[str, Any]]) -> list[tuple[str, str, list[dict[str, Any]]]]:
     """(status, reason, records) per reason, failures first: each reason written once, its checks under it."""
-    order = {"fail": 0, "fixed upstream": 1, "known discrepancy": 2}
+    order = {"fail": 0, "fixed upstream": 1, "known discrepancy": 2, "not reproduced": 3}
     groups: dict[tuple[str, str], list[dict[str, Any]]] = defaultdict(list)
     for r in findings:
         key = f"{r['function']}: {r['check']}" if r["status"] == "fail" else finding_reason(r)
