@@ -13,6 +13,7 @@ import contextlib
 import hashlib
 import math
 import signal
+import sys
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Sequence
@@ -26,6 +27,9 @@ from nnconform.adapters.base import Adapter, NotProvided
 from nnconform.reference import LossReference, OptimizerReference, Reference, RefResult
 from nnconform.reference.tiers import losses_for
 from nnconform.spec import OptimizerSpec, Spec
+
+if sys.version_info < (3, 11):     # pragma: no cover - Hypothesis depends on the backport there
+    from exceptiongroup import BaseExceptionGroup, ExceptionGroup
 
 from . import kinds
 from .compare import Measurement, ShapeMismatch, describe_ulp, fmt, measure
@@ -261,7 +265,27 @@ def run_search(ctx: Context, case: Case, strategy: st.SearchStrategy[Any], body:
     search = settings(max_examples=max_examples or ctx.max_examples, deadline=None, database=None, phases=ctx.phases,
                       derandomize=False, suppress_health_check=list(HealthCheck), print_blob=False)(search)
     with own_constants_only():
-        seed(ctx.case_seed(case))(search)()
+        try:
+            seed(ctx.case_seed(case))(search)()
+        except ExceptionGroup as group:
+            raise first_failure(group) from None
+
+
+def first_failure(group: BaseExceptionGroup[Any]) -> BaseException:
+    """Hypothesis groups the distinct failures of a search: one check, one verdict, so the first is the report
+    (an ExceptionGroup is no AssertionError: a known entry would not absorb it, the run would show a traceback).
+    A group with anything but check failures in it is a crash, and stays one."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        e = pending.pop(0)
+        if isinstance(e, BaseExceptionGroup):
+            pending[:0] = list(e.exceptions)
+        else:
+            leaves.append(e)
+    if not leaves or not all(isinstance(e, CheckFailure) for e in leaves):
+        return group
+    return CheckFailure(f"{leaves[0]}\n  (the first of {len(leaves)} distinct failures Hypothesis found in this check)")
 
 
 def needs_certain(m: Measurement) -> None:
