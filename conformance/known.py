@@ -22,12 +22,12 @@ import fnmatch
 import os
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Callable, Literal
 
 import yaml
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from nnconform.spec.loader import SpecError
 
@@ -135,21 +135,33 @@ class Match(BaseModel):
 class Finding(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]*$")
-    kind: Kind = "accuracy"
-    reason: str = Field(min_length=10)
+    kind: Kind | None = None                # accuracy where not given
+    reason: str | None = Field(default=None, min_length=10)
+    # the same finding of another backend's list (TensorFlow's optimizers are Keras's): its kind, reason
+    # and link, written once there
+    same_as: str | None = Field(default=None, pattern=r"^[a-z0-9_]+:[a-z0-9][a-z0-9_.-]*$")
     link: str | None = Field(default=None, pattern=r"^https?://")
     where: CheckedWhere = None
     stale: str | None = None                # set by `nnconform known update`: not reproduced in the run it read
     matches: list[Match] = Field(min_length=1)
 
-    def entries(self, measured: Where | None) -> list[Entry]:
+    @model_validator(mode="after")
+    def _one_reason(self) -> Finding:
+        if (self.reason is None) == (self.same_as is None):
+            raise ValueError("a finding has a reason, or same_as naming another list's finding (backend:id), not both")
+        if self.same_as is not None and (self.kind is not None or self.link is not None):
+            raise ValueError("with same_as, the kind and link are the other finding's")
+        return self
+
+    def entries(self, measured: Where | None, explained_by: Finding | None = None) -> list[Entry]:
+        why = explained_by or self
         out = []
         for m in self.matches:
             where = {**(measured or {}), **(self.where or {}), **(m.where or {})} or None
             for case in (m.case if isinstance(m.case, list) else [m.case]):
                 out.append(Entry(function=m.function, dtypes=m.dtypes, checks=m.checks, case=case, devices=m.devices,
-                                 where=where, kind=self.kind, reason=self.reason, id=self.id, link=self.link,
-                                 stale=self.stale))
+                                 where=where, kind=why.kind or "accuracy", reason=why.reason or f"the finding {self.same_as}", id=self.id,
+                                 link=why.link, stale=self.stale))
         return out
 
 
@@ -161,8 +173,17 @@ class KnownList(BaseModel):
     include: list[str] = []                 # other backends' lists whose findings also hold here (keras_jax: keras)
     findings: list[Finding] = []
 
-    def entries(self) -> list[Entry]:
-        return [e for f in self.findings for e in f.entries(self.where)]
+    @model_validator(mode="after")
+    def _unique_ids(self) -> KnownList:
+        ids = [f.id for f in self.findings]
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise ValueError(f"finding ids must be unique in a list: {', '.join(twice)} more than once")
+        return self
+
+    def entries(self, resolve: Callable[[str], Finding] | None = None) -> list[Entry]:
+        return [e for f in self.findings
+                for e in f.entries(self.where, resolve(f.same_as) if f.same_as and resolve else None)]
 
 
 def known_dir() -> Path:
@@ -220,7 +241,16 @@ def load(backend: str, path: Path | None = None) -> list[Entry]:
 
 def _entries(path: Path, backend: str, seen: tuple[str, ...]) -> list[Entry]:
     known = read(path)
-    entries = [e for e in (_for(e, backend) for e in known.entries()) if e is not None]
+
+    def resolve(ref: str) -> Finding:
+        other, ident = ref.split(":", 1)
+        beside = path.parent / f"{other}.yaml"
+        found = next((f for f in read(beside if beside.exists() else known_file(other)).findings
+                      if f.id == ident and f.reason is not None), None) if (beside.exists() or known_file(other).exists()) else None
+        if found is None:
+            raise SpecError(str(path), f"findings[{ref}].same_as", f"no finding {ident!r} with a reason in the {other!r} list")
+        return found
+    entries = [e for e in (_for(e, backend) for e in known.entries(resolve)) if e is not None]
     for other in known.include:
         if other in seen:
             raise SpecError(str(path), "include", f"includes {other!r}, which includes this list again")

@@ -36,7 +36,7 @@ def dump(data: dict[str, Any]) -> str:
     lines.append("findings:" if data.get("findings") else "findings: []")
     for f in data.get("findings") or []:
         lines.append(f"- id: {f['id']}")
-        for key in ("kind", "reason", "link", "where", "stale"):
+        for key in ("same_as", "kind", "reason", "link", "where", "stale"):
             if f.get(key):
                 lines.append(f"  {key}: {_flow(f[key]) if key == 'where' else _scalar(f[key])}")
         lines.append("  matches:")

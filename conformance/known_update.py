@@ -115,7 +115,7 @@ def _add(findings: list[dict[str, Any]], r: dict[str, Any], here: dict[str, list
         match["case"] = pattern
     if here:
         match["where"] = here
-    same = [f for f in findings if not f.get("reason", "").startswith("TODO")
+    same = [f for f in findings if not (f.get("reason") or "").startswith("TODO")
             and any(m["function"] == r["function"] and r["check"] in (m.get("checks") or [r["check"]])
                     and (pattern is None or _cases(m.get("case")) & {pattern.rstrip("$"), None}) for m in f["matches"])]
     if same:
@@ -146,5 +146,5 @@ def write(path: Path, data: dict[str, Any]) -> None:
 
 
 def _ordered(f: dict[str, Any]) -> dict[str, Any]:
-    keys = ("id", "kind", "reason", "link", "where", "stale", "matches")
+    keys = ("id", "same_as", "kind", "reason", "link", "where", "stale", "matches")
     return OrderedDict((k, f[k]) for k in keys if k in f)

@@ -127,3 +127,30 @@ def test_a_bad_where_names_the_finding_and_field(tmp_path: Path) -> None:
     path.write_text(LIST.replace('{onednn_isa: [avx512_core_bf16]}', '{torch: "two point thirteen"}'))
     with pytest.raises(known.SpecError, match=r"findings\[gelu-bf16\]\.where.*not a version specifier"):
         known.read(path)
+
+
+def test_same_as_takes_the_other_lists_reason_and_a_missing_one_is_an_error(tmp_path: Path) -> None:
+    """TensorFlow's optimizers are Keras's: a finding of both is written once and named from the other list."""
+    (tmp_path / "keras.yaml").write_text(LIST.replace("backend: torch", "backend: keras"))
+    (tmp_path / "tensorflow.yaml").write_text("""
+format: 2
+backend: tensorflow
+findings:
+- id: softplus-threshold
+  same_as: keras:softplus-threshold
+  matches:
+  - {function: softplus, dtypes: [float32], checks: [stability]}
+""")
+    [entry] = known.load("tensorflow", tmp_path / "tensorflow.yaml")
+    assert entry.reason.startswith("torch's softplus returns x above threshold") and entry.kind == "convention"
+    (tmp_path / "tensorflow.yaml").write_text((tmp_path / "tensorflow.yaml").read_text().replace(
+        "keras:softplus-threshold", "keras:no-such-finding"))
+    with pytest.raises(known.SpecError, match=r"same_as.*no finding 'no-such-finding'"):
+        known.load("tensorflow", tmp_path / "tensorflow.yaml")
+
+
+def test_a_list_with_one_id_twice_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "k.yaml"
+    path.write_text(LIST.replace("id: relu-fixed", "id: gelu-bf16"))
+    with pytest.raises(known.SpecError, match="gelu-bf16 more than once"):
+        known.read(path)
