@@ -148,7 +148,7 @@ class Finding(BaseModel):
     @model_validator(mode="after")
     def _one_reason(self) -> Finding:
         if (self.reason is None) == (self.same_as is None):
-            raise ValueError("a finding has a reason, or same_as naming another list's finding (backend:id), not both")
+            raise ValueError("a finding needs a reason, or same_as naming another list's finding (backend:id); not both")
         if self.same_as is not None and (self.kind is not None or self.link is not None):
             raise ValueError("with same_as, the kind and link are the other finding's")
         return self

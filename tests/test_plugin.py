@@ -119,7 +119,7 @@ def test_malformed_known_file_names_file_and_field(pytester: pytest.Pytester, tm
     known = write_known(tmp_path / "k.yaml", known_list("- id: no-reason\n  matches: [{function: relu}]\n"))
     result = run(pytester, "--backend=numpy", f"--known={known}")
     assert result.ret != 0
-    assert f"{known}: field 'findings[no-reason].reason'" in output(result)
+    assert f"{known}: field 'findings[no-reason]': Value error, a finding needs a reason" in output(result)
 
 
 def test_shipped_known_lists_are_valid() -> None:
