@@ -239,24 +239,31 @@ def load(backend: str, path: Path | None = None) -> list[Entry]:
     return _entries(path, backend, (path.stem,))
 
 
+def _beside(path: Path, name: str) -> Path | None:
+    """The list named `name` beside `path` (a user's folder of lists), else the shipped one, else None."""
+    found = path.parent / f"{name}.yaml"
+    found = found if found.exists() else known_file(name)
+    return found if found.exists() else None
+
+
 def _entries(path: Path, backend: str, seen: tuple[str, ...]) -> list[Entry]:
     known = read(path)
+    others: dict[str, dict[str, Finding]] = {}          # each list a same_as names, read once
 
     def resolve(ref: str) -> Finding:
         other, ident = ref.split(":", 1)
-        beside = path.parent / f"{other}.yaml"
-        found = next((f for f in read(beside if beside.exists() else known_file(other)).findings
-                      if f.id == ident and f.reason is not None), None) if (beside.exists() or known_file(other).exists()) else None
-        if found is None:
+        if other not in others:
+            found = _beside(path, other)
+            others[other] = {f.id: f for f in read(found).findings if f.reason is not None} if found else {}
+        if ident not in others[other]:
             raise SpecError(str(path), f"findings[{ref}].same_as", f"no finding {ident!r} with a reason in the {other!r} list")
-        return found
+        return others[other][ident]
     entries = [e for e in (_for(e, backend) for e in known.entries(resolve)) if e is not None]
     for other in known.include:
         if other in seen:
             raise SpecError(str(path), "include", f"includes {other!r}, which includes this list again")
-        beside = path.parent / f"{other}.yaml"        # a list beside this one, else the shipped one
-        found = beside if beside.exists() else known_file(other)
-        if not found.exists():
+        found = _beside(path, other)
+        if found is None:
             raise SpecError(str(path), "include", f"no list named {other!r} beside this one or shipped")
         entries += _entries(found, backend, (*seen, other))
     return entries

@@ -31,7 +31,7 @@ RELEVANT = {"torch": ("device", "cpu_capability", "onednn_isa"), "tensorflow": (
 TODO = "TODO: say why this differs (a reason a reader can check), then remove this TODO."
 
 
-class _Case:
+class RecordCase:
     """The fields of a record that an entry matches on."""
 
     def __init__(self, r: dict[str, Any]) -> None:
@@ -67,7 +67,7 @@ def update(known: KnownList, run: dict[str, Any], today: str) -> tuple[dict[str,
     changes: list[str] = []
     covered: dict[int, list[str]] = {}        # finding -> statuses of the records it covers
     for r in run["records"]:
-        case = _Case(r)
+        case = RecordCase(r)
         device = env["device"]
         hits = [(fi, mi, e) for fi, mi, e in entries if e.covers(case, device)]  # type: ignore[arg-type]
         for fi, _, _ in hits[:1]:

@@ -22,11 +22,7 @@ import yaml
 
 from nnconform.adapters import isa
 from nnconform.conformance import known
-
-
-class _Case:
-    def __init__(self, r: dict[str, Any]) -> None:
-        self.function, self.dtype, self.check, self.id = r["function"], r["dtype"], r["check"], r["id"]
+from nnconform.conformance.known_update import RecordCase
 
 
 def entries_at(rev: str, backend: str) -> list[known.Entry]:
@@ -43,7 +39,7 @@ def entries_at(rev: str, backend: str) -> list[known.Entry]:
         return known.load(backend, Path(tmp) / f"{backend}.yaml")       # includes resolve beside it
 
 
-def first(entries: list[known.Entry], case: _Case, environment: dict[str, str]) -> tuple[str, str, str] | None:
+def first(entries: list[known.Entry], case: RecordCase, environment: dict[str, str]) -> tuple[str, str, str] | None:
     for e in entries:
         if e.covers(case, environment.get("device", "cpu")) and e.applies_in(environment):  # type: ignore[arg-type]
             return e.kind, " ".join(e.reason.split()), e.link or ""
@@ -54,7 +50,7 @@ def differences(old: list[known.Entry], new: list[known.Entry], run: dict[str, A
     environment = {**isa.versions(), "device": str(run.get("device", "cpu")).split(":")[0], **run.get("environment", {})}
     out = []
     for r in run["records"]:
-        before, after = first(old, _Case(r), environment), first(new, _Case(r), environment)
+        before, after = first(old, RecordCase(r), environment), first(new, RecordCase(r), environment)
         if before != after:
             what = "another reason" if before and after else "xfail lost" if before else "xfail gained"
             out.append(f"{r['id']}: {what}: before {before[1][:70] if before else 'no entry'!r}, "
