@@ -166,6 +166,13 @@ class LossReference:
             raise KeyError(f"{spec.name} declares no derivative with respect to {wrt!r}")
         return self._cached(spec, f"vjp:{wrt}", inputs, cotangent, params, reduction, dtype)
 
+    def output_shape(self, spec: Spec, inputs: Mapping[str, np.ndarray], params: Mapping[str, Any] | None = None,
+                     reduction: str = "none") -> tuple:
+        """The shape of the loss for these inputs (a cotangent's shape), without evaluating it."""
+        if reduction not in REDUCTIONS:
+            raise ValueError(f"reduction must be one of {REDUCTIONS}, got {reduction!r}")
+        return self._result_shape(spec, "value", inputs, self.ref.params_for(spec, params), reduction)
+
     def counts(self, spec: Spec, inputs: Mapping[str, np.ndarray], params: Mapping[str, Any] | None = None) -> np.ndarray:
         """Each sample's share of mean's denominator, in float64 (0 for ignored samples); for tolerances only."""
         return self._per_sample_approx(spec, spec.count, inputs, params)
@@ -356,6 +363,12 @@ class LossReference:
         bad_kept = any(st_ != "ok" for st_, ig in zip(status, ignored) if not ig)
         rows: list[list[float | None]] = []
         width = samples.width if spec.shape != "elementwise" else 1
+        denominators: dict[int, E.Scalar] = {}      # mean's denominator, per precision: the same for every sample
+
+        def denominator(prec: int) -> E.Scalar:
+            if prec not in denominators:
+                denominators[prec] = self._denominator(spec, kept_items, bind, prec)
+            return denominators[prec]
         for i, (item, st_, ig) in enumerate(zip(samples.items, status, ignored)):
             if ig:
                 rows.append([0.0] * width)
@@ -371,7 +384,7 @@ class LossReference:
                 bind(env, prec)
                 gs: E.Scalar = (from_float(gi), None)
                 if reduction == "mean":
-                    d = self._denominator(spec, kept_items, bind, prec)
+                    d = denominator(prec)
                     if not d[0][1] and d[1] is None:
                         raise E.DomainError("mean over no samples")
                     gs = E.div(gs, d, prec)

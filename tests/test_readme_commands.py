@@ -24,21 +24,35 @@ def test_ci_runs_the_readme_test_command_verbatim() -> None:
     assert commands()[1] in (ROOT / ".ci" / "run").read_text()
 
 
-SCRIPT = ROOT / "tools" / "test-everything"
+TOOLS = ROOT / "tools"
+SCRIPT, MATRIX = TOOLS / "test", TOOLS / "test-matrix"
 
 
-def test_the_test_command_runs_the_script_that_tests_everything() -> None:
-    assert commands()[1].endswith("tools/test-everything") and "pytest tests -q" in SCRIPT.read_text()
+def test_the_test_command_runs_the_own_tests_then_conformance_on_numpy_and_torch() -> None:
+    text = SCRIPT.read_text()
+    assert commands()[1].endswith("tools/test") and "pytest tests -q" in text
+    assert _streams(text) == ["torch", "numpy"]
+
+
+def test_ci_runs_the_rest_of_the_matrix_after_the_test_command() -> None:
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert ci.index(commands()[1]) < ci.index("tools/test-matrix")
+
+
+def _streams(text: str) -> list[str]:
+    return [b for line in re.findall(r"^tools/conformance-streams ([\w ]+)$", text, re.M) for b in line.split()]
 
 
 def _loops(text: str) -> list[set[str]]:
     return [set(m.split()) for m in re.findall(r"for backend in ([\w ]+); do", text)]
 
 
-def test_the_script_runs_and_sweeps_every_registered_backend_and_writes_the_pages() -> None:
-    text = SCRIPT.read_text()
-    runs, sweeps = _loops(text)
-    assert runs == sweeps == set(registry.available())
-    assert 'pytest conformance -q --backend="$backend" --known-policy=strict --report=report' in text
+def test_every_registered_backend_is_run_once_and_swept_and_the_pages_are_written() -> None:
+    runs = _streams(SCRIPT.read_text()) + _streams(MATRIX.read_text())
+    assert sorted(runs) == sorted(registry.available())
+    text = MATRIX.read_text()
+    assert _loops(text) == [set(registry.available())]
     assert 'nnconform sweep "$backend" --out report --no-progress' in text
     assert text.rstrip().endswith("nnconform report html report")
+    streams = (TOOLS / "conformance-streams").read_text()
+    assert "pytest conformance -q --backend=$backend --known-policy=strict --report=report" in streams

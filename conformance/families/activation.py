@@ -175,7 +175,7 @@ def check_gradient(ctx: Context, case: Case) -> None:
 
     def with_cotangent(p: dict) -> st.SearchStrategy[Any]:
         return S.input_strategy(spec, dtype, p).flatmap(
-            lambda inputs: st.tuples(st.just(inputs), S.cotangent(ctx.reference.value(spec, inputs, p, dtype).values.shape, dtype)))
+            lambda inputs: st.tuples(st.just(inputs), S.cotangent(ctx.reference.output_shape(spec, inputs, p), dtype)))
 
     def body(example: tuple) -> None:
         params, (inputs, g) = example
@@ -191,7 +191,7 @@ def check_gradient(ctx: Context, case: Case) -> None:
         target(min(m.max_ratio, 1e9), label="error / allowed")
         if not m.ok:
             raise failure(ctx, case, m, {**inputs, "g": g}, params, f"vector-Jacobian product with cotangent g = {show(g)}", budget)
-    explicit = [(p, (inputs, G.fixed_cotangent(ctx.reference.value(spec, inputs, p, dtype).values.shape, dtype)))
+    explicit = [(p, (inputs, G.fixed_cotangent(ctx.reference.output_shape(spec, inputs, p), dtype)))
                 for p, inputs in G.gradient_corner_examples(spec, dtype)]
     if wrt == spec.tensor_inputs[0]:          # cotangent 1, as the sweeps use (and the shipped tables hold)
         explicit += [(p, ({wrt: x}, cast(np.ones(x.shape), dtype))) for p, x in G.fixed_grid_examples(spec, dtype)]

@@ -49,6 +49,7 @@ from ..core import (
 )
 from ..core import run_search as _run_search
 from ..inputs import grids as G
+from ..inputs import strategies as S
 from ..inputs.strategies import WIDTH
 from ..kinds import GRADIENT, VALUE
 from . import defaults
@@ -247,6 +248,11 @@ def draws(spec: Spec, dtype: str, cfg: Config) -> st.SearchStrategy[tuple[dict[s
 
 
 def _inputs(spec: Spec, dtype: str, params: dict[str, Any], cfg: Config) -> st.SearchStrategy[dict[str, np.ndarray]]:
+    return S.built_once(("loss inputs", id(spec), dtype, S.params_key(params), cfg), spec,
+                        lambda: _build_inputs(spec, dtype, params, cfg))
+
+
+def _build_inputs(spec: Spec, dtype: str, params: dict[str, Any], cfg: Config) -> st.SearchStrategy[dict[str, np.ndarray]]:
     parts: dict[str, st.SearchStrategy[np.ndarray]] = {}
     if spec.shape == "elementwise":
         n = int(np.prod(ELEMENTS))
@@ -281,9 +287,12 @@ def _cotangent(shape: tuple[int, ...], dtype: str) -> st.SearchStrategy[np.ndarr
     """Cotangents of the size training uses (loss.backward() passes 1): a tiny one would make
     g / N subnormal in float16 and measure gradual underflow instead of the loss."""
     n = int(np.prod(shape))
-    size = st.one_of(st.sampled_from([1.0, 0.5, 2.0]), st.floats(0.25, 2.0))
-    signed = st.tuples(size, st.booleans()).map(lambda t: -t[0] if t[1] else t[0])
-    return st.lists(signed, min_size=n, max_size=n).map(lambda vs: cast(vs, dtype).reshape(shape))
+
+    def build() -> st.SearchStrategy[np.ndarray]:
+        size = st.one_of(st.sampled_from([1.0, 0.5, 2.0]), st.floats(0.25, 2.0))
+        signed = st.tuples(size, st.booleans()).map(lambda t: -t[0] if t[1] else t[0])
+        return st.lists(signed, min_size=n, max_size=n).map(lambda vs: cast(vs, dtype).reshape(shape))
+    return S.built_once(("loss cotangent", tuple(shape), dtype), None, build)
 
 
 # ---------------------------------------------------------------- backend and tolerance
@@ -447,7 +456,7 @@ def check_gradient(ctx: Context, case: Case) -> None:
 
     def with_g(ex: tuple) -> st.SearchStrategy[tuple]:
         params, inputs = ex
-        shape = L.value(spec, inputs, params, cfg.reduction, "float64").values.shape
+        shape = L.output_shape(spec, inputs, params, cfg.reduction)
         return _cotangent(shape, dtype).map(lambda g: (params, inputs, g))
 
     def body(ex: tuple) -> None:
@@ -470,7 +479,7 @@ def check_gradient(ctx: Context, case: Case) -> None:
                           budget)
     fixed = gradient_corner_examples(spec, dtype, cfg) + sample_examples(spec, dtype, cfg)
     run_search(ctx, case, draws(spec, dtype, cfg).flatmap(with_g), body,
-               explicit=[(p, x, G.fixed_cotangent(L.value(spec, x, p, cfg.reduction, "float64").values.shape, dtype))
+               explicit=[(p, x, G.fixed_cotangent(L.output_shape(spec, x, p, cfg.reduction), dtype))
                          for p, x in fixed])
 
 

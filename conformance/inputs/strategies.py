@@ -26,6 +26,24 @@ from .grids import (
     rows_without_all_masked,
 )
 
+# Strategies built inside a flatmap (per drawn parameters, per drawn shape) are built once per
+# distinct key: the same strategy draws the same examples, and Hypothesis's per-object work
+# (validation, emptiness, recursion properties) was a tenth of a run's time, paid at every draw.
+# Specs are keyed by identity and kept alive beside their strategy (an id is never reused).
+_BUILT: dict[tuple, tuple[object, st.SearchStrategy[Any]]] = {}
+
+
+def built_once(key: tuple, owner: object, build: Callable[[], st.SearchStrategy[Any]]) -> st.SearchStrategy[Any]:
+    hit = _BUILT.get(key)
+    if hit is None:
+        hit = _BUILT[key] = (owner, build())
+    return hit[1]
+
+
+def params_key(params: dict[str, Any]) -> tuple:
+    return tuple(sorted((k, repr(v)) for k, v in params.items()))
+
+
 WIDTH = {"float64": 64, "float32": 32, "float16": 16, "bfloat16": 32}
 BATCH = 16                   # fixed sizes: jitted backends (JAX, XLA) compile once per shape
 ROW_WIDTHS = (1, 2, 3, 5, 8)
@@ -61,8 +79,9 @@ def rows(spec: Spec, dtype: str, params: dict[str, float], group: int = 1) -> st
 
 def cotangent(shape: tuple[int, ...], dtype: str) -> st.SearchStrategy[np.ndarray]:
     n = int(np.prod(shape))
-    return st.lists(st.floats(*COTANGENT_RANGE, width=WIDTH[dtype], allow_nan=False), min_size=n, max_size=n).map(
-        lambda vs: cast(vs, dtype).reshape(shape))
+    return built_once(("cotangent", tuple(shape), dtype), None, lambda: st.lists(
+        st.floats(*COTANGENT_RANGE, width=WIDTH[dtype], allow_nan=False), min_size=n, max_size=n).map(
+        lambda vs: cast(vs, dtype).reshape(shape)))
 
 
 def param_values(spec: Spec, dtype: str) -> st.SearchStrategy[dict[str, float]]:
@@ -82,6 +101,10 @@ def param_values(spec: Spec, dtype: str) -> st.SearchStrategy[dict[str, float]]:
 
 
 def input_strategy(spec: Spec, dtype: str, params: dict[str, Any]) -> st.SearchStrategy[dict[str, np.ndarray]]:
+    return built_once(("inputs", id(spec), dtype, params_key(params)), spec, lambda: _input_strategy(spec, dtype, params))
+
+
+def _input_strategy(spec: Spec, dtype: str, params: dict[str, Any]) -> st.SearchStrategy[dict[str, np.ndarray]]:
     first = spec.tensor_inputs[0]
     if spec.shape == "grouped":
         return rows(spec, dtype, params, int(params[spec.doc.group_param])).map(lambda a: {first: a})
